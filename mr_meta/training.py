@@ -1,0 +1,123 @@
+"""One jitted meta-training step, and a population of runs trained in one program.
+
+A *population* is a set of independent runs (params, optimiser state, key,
+beta) stacked on a leading axis; `jax.vmap` of the step trains them all at
+once. The vmapped beta sweep is a population sharing one seed; a multi-seed
+reproduction is a population sharing one beta.
+
+Every random draw of step t depends only on (seed, t) through
+`jax.random.fold_in`, so any step can be recomputed or resumed exactly.
+"""
+import time
+from typing import Any, Callable, Sequence
+
+from absl import logging
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mr_meta import objective
+from mr_meta.objective import MetaLearner, Task
+
+Params = Any
+# (key, meta_batch_size) -> a Task batch with leading axis meta_batch_size.
+TaskSampler = Callable[[jax.Array], Task]
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Params
+  opt_state: optax.OptState
+  key: jax.Array  # raw uint32 key data: checkpoints without typed-key trouble
+
+
+def init_state(learner: MetaLearner, optimizer: optax.GradientTransformation,
+               key: jax.Array) -> TrainState:
+  params = learner.init(jax.random.fold_in(key, 0))
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=optimizer.init(params), key=key)
+
+
+def train_step(learner: MetaLearner, optimizer: optax.GradientTransformation,
+               sample_tasks: TaskSampler, state: TrainState, beta: jax.Array):
+  """Samples a meta-batch for step `state.step` and applies one outer update."""
+  step_key = jax.random.fold_in(jax.random.fold_in(state.key, 1), state.step)
+  data_key, loss_key = jax.random.split(step_key)
+  tasks = sample_tasks(data_key)
+  grads, metrics = jax.grad(objective.meta_objective, argnums=1, has_aux=True)(
+      learner, state.params, loss_key, tasks, beta)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def make_population(seeds: Sequence[int], betas: Sequence[float]):
+  """Stacked root keys and betas for runs (seeds[i], betas[i])."""
+  if len(seeds) != len(betas):
+    raise ValueError(f'{len(seeds)} seeds but {len(betas)} betas.')
+  if any(b < 0 for b in betas):
+    raise ValueError(f'beta must be non-negative, got {list(betas)}.')
+  keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+  return keys, jnp.asarray(betas, jnp.float32)
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Raised when a run's loss becomes NaN or Inf; carries the last good states."""
+
+  def __init__(self, message: str, last_good_states: TrainState):
+    super().__init__(message)
+    self.last_good_states = last_good_states
+
+
+def train_population(learner: MetaLearner, optimizer: optax.GradientTransformation,
+                     sample_tasks: TaskSampler, keys: jax.Array, betas: jax.Array,
+                     num_steps: int, *, log_every: int = 1000,
+                     states: TrainState | None = None,
+                     on_log: Callable[[int, dict], None] | None = None):
+  """Trains every run of the population for `num_steps` steps (from `states` if given).
+
+  Steps run in jitted chunks of `log_every` under `lax.scan`, so Python is
+  touched once per chunk. Returns (states, history) where history holds the
+  mean per-chunk metrics, shape [num_chunks, population].
+
+  Raises:
+    NonFiniteLossError: a loss became NaN/Inf; the error holds the states from
+      before the failing chunk.
+  """
+  if states is None:
+    states = jax.jit(jax.vmap(lambda k: init_state(learner, optimizer, k)))(keys)
+
+  def chunk(state, beta, length):
+    def body(s, _):
+      return train_step(learner, optimizer, sample_tasks, s, beta)
+    state, metrics = jax.lax.scan(body, state, None, length=length)
+    finite = jnp.all(jnp.isfinite(metrics['loss']))
+    return state, jax.tree.map(jnp.mean, metrics), finite
+
+  run_chunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, None)), static_argnums=2)
+  history = []
+  start_step = int(np.max(jax.device_get(states.step)))
+  done, t_start = 0, time.time()
+  while done < num_steps:
+    length = min(log_every, num_steps - done)
+    new_states, metrics, finite = run_chunk(states, betas, length)
+    if not bool(jnp.all(finite)):
+      bad = [int(i) for i in np.flatnonzero(~np.asarray(finite))]
+      raise NonFiniteLossError(
+          f'Non-finite loss in run(s) {bad} between steps {start_step + done} and '
+          f'{start_step + done + length}; stopping with the last good state '
+          f'(step {start_step + done}).', states)
+    states, done = new_states, done + length
+    metrics = jax.device_get(metrics)
+    history.append(metrics)
+    rate = done / max(time.time() - t_start, 1e-9)
+    logging.info('step %d/%d  %.1f steps/s  ETA %.0fs  loss %s', start_step + done,
+                 start_step + num_steps, rate, (num_steps - done) / rate,
+                 np.array2string(np.asarray(metrics['loss']), precision=4))
+    if on_log is not None:
+      on_log(start_step + done, metrics)
+  history = jax.tree.map(lambda *xs: np.stack(xs), *history) if history else {}
+  return states, history

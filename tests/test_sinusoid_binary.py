@@ -1,0 +1,74 @@
+"""End-to-end runs of experiments/sinusoid.py as a user would launch it."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from mr_meta.benchmarks import sinusoid
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_FLAGS = ['--num_iterations=4', '--log_every=2', '--test_inner_steps=2',
+              '--num_test_tasks=3', '--num_test_samples=2']
+METRICS = {'mse_5shot', 'mse_10shot', 'train_mse_own_context', 'train_mse_other_context'}
+
+
+def run_binary(*flags):
+  return subprocess.run([sys.executable, '-m', 'experiments.sinusoid', *flags],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+class SinusoidBinaryTest(parameterized.TestCase):
+
+  def check_entry(self, entry, algo, beta):
+    self.assertEqual(entry['benchmark'], 'sinusoid')
+    self.assertEqual(entry['algo'], algo)
+    self.assertAlmostEqual(entry['beta'], beta)
+    self.assertEqual(entry['seed'], 3)
+    self.assertEqual(set(entry['metrics']), METRICS)
+    for name, value in entry['metrics'].items():
+      self.assertTrue(value >= 0 and value < 1e3, f'{name}={value}')
+    self.assertEqual(entry['config']['num_iterations'], 4)
+
+  @parameterized.parameters(*sorted(sinusoid.METHODS))
+  def test_every_method_writes_results(self, algo):
+    out = tempfile.mkdtemp()
+    proc = run_binary(f'--algo={algo}', '--seed=3', f'--output_dir={out}', *TINY_FLAGS)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    with open(os.path.join(out, 'results.json')) as f:
+      self.check_entry(json.load(f), algo, sinusoid.METHODS[algo].beta)
+
+  def test_beta_list_writes_one_entry_per_beta(self):
+    out = tempfile.mkdtemp()
+    proc = run_binary('--algo=mr_cnp_w', '--beta=0,0.5', '--seed=3',
+                      f'--output_dir={out}', *TINY_FLAGS)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    with open(os.path.join(out, 'results.json')) as f:
+      entries = json.load(f)
+    self.assertLen(entries, 2)
+    for entry, beta in zip(entries, [0.0, 0.5]):
+      self.check_entry(entry, 'mr_cnp_w', beta)
+    self.assertNotEqual(entries[0]['metrics'], entries[1]['metrics'])
+
+  @parameterized.named_parameters(
+      ('unknown_algo', ['--algo=reptile'], 'reptile'),
+      ('negative_beta', ['--beta=-0.1'], 'non-negative'),
+      ('non_numeric_beta', ['--beta=abc'], 'non-negative numbers'),
+      ('zero_support', ['--num_support=0'], 'num_support must be at least 1'),
+      ('zero_test_shots', ['--test_shots=0'], 'test_shots must be positive'),
+      ('negative_iterations', ['--num_iterations=-5'], 'num_iterations'),
+  )
+  def test_bad_flag_fails_before_training(self, flags, message):
+    out = os.path.join(tempfile.mkdtemp(), 'run')
+    proc = run_binary(f'--output_dir={out}', *flags)
+    self.assertNotEqual(proc.returncode, 0)
+    self.assertIn(message, proc.stderr)
+    self.assertNotIn('Training', proc.stderr)
+    self.assertFalse(os.path.exists(out))
+
+
+if __name__ == '__main__':
+  absltest.main()
