@@ -34,7 +34,7 @@ def _curve_panels(trained, key):
   panels = []
   for i in range(NUM_PANELS):
     task = sinusoid_tasks.sample_test_task(
-        jax.random.fold_in(jax.random.PRNGKey(sinusoid.TEST_TASKS_SEED), i), DEMO_SHOTS)
+        jax.random.fold_in(jax.random.PRNGKey(sinusoid.EVAL_TASKS_SEEDS['test']), i), DEMO_SHOTS)
     predictions = {}
     for algo, (learner, params, config) in trained.items():
       predictions[algo] = objective.predict_averaged(

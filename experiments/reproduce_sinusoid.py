@@ -25,6 +25,8 @@ _NUM_SEEDS = flags.DEFINE_integer('num_seeds', 5, 'Seeds per method (0..n-1).')
 _ALGOS = flags.DEFINE_list('algos', list(sinusoid.METHODS), 'Methods to run.')
 _NOTEBOOK_ROWS = flags.DEFINE_bool(
     'notebook_optimizer_rows', True, "Add the notebooks' fresh-Adam rows (G2).")
+_VALIDATION_ROWS = flags.DEFINE_bool(
+    'validation_beta_rows', True, 'Add rows with beta chosen on validation tasks.')
 _ITERATION_SCALE = flags.DEFINE_float(
     'iteration_scale', 1.0, 'Multiplies every paper iteration count (smoke runs only).')
 
@@ -36,6 +38,14 @@ PAPER_TABLE1 = {
     'cnp': ((0.91, 0.10), (0.92, 0.05)),
     'mr_cnp_a': ((0.10, 0.01), (0.09, 0.01)),
     'mr_cnp_w': ((0.11, 0.02), (0.09, 0.01)),
+}
+# beta with the lowest mean 5-shot MSE on the *validation* tasks over seeds 5-7
+# (disjoint from the table's seeds and test tasks); the sweeps' commands and
+# outputs are in BUILD_NOTES.md. Keyed by (algo, notebook optimizer).
+VALIDATION_BETAS = {
+    ('mr_maml_a', False): 1.0,
+    ('mr_maml_a', True): 1.0,
+    ('mr_maml_w', True): 5e-4,
 }
 NAMES = {'maml': 'MAML', 'mr_maml_a': 'MR-MAML(A)', 'mr_maml_w': 'MR-MAML(W)',
          'cnp': 'CNP', 'mr_cnp_a': 'MR-CNP(A)', 'mr_cnp_w': 'MR-CNP(W)'}
@@ -68,13 +78,17 @@ def markdown_table(rows, command: str, wall_seconds: float) -> str:
       "task's own support set / to another task's. A memorizer scores about the same on "
       'both; an adapter gets much worse with the wrong context.', '',
       '| method | beta | iterations | seeds | 5-shot MSE | paper | 10-shot MSE | paper '
-      '| own ctx | other ctx | train time |',
+      '| own ctx | other ctx | time (train + eval) |',
       '|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   for algo, runs, seconds in rows:
     paper5, paper10 = PAPER_TABLE1[algo]
-    name = NAMES[algo] + (', notebook Adam (G2)' if runs[0]['config']['notebook_optimizer']
-                          else '')
+    notebook = runs[0]['config']['notebook_optimizer']
+    name = NAMES[algo] + (', notebook Adam (G2)' if notebook else '')
+    if runs[0]['beta'] != sinusoid.METHODS[algo].beta:
+      name += ', validation beta'
+    else:
+      name += ', paper beta' if (algo, notebook) in VALIDATION_BETAS else ''
     metric = lambda name: [r['metrics'][name] for r in runs]
     lines.append(
         f"| {name} | {runs[0]['beta']:g} | {runs[0]['config']['num_iterations']} "
@@ -95,19 +109,24 @@ def main(argv):
   for algo in _ALGOS.value:
     if algo not in sinusoid.METHODS:
       raise app.UsageError(f'Unknown algo {algo!r}; choose from {sorted(sinusoid.METHODS)}.')
-    variants.append((algo, False))
+    optimizer_rows = [False]
     if _NOTEBOOK_ROWS.value and sinusoid.METHODS[algo].notebook_fresh_adam:
-      variants.append((algo, True))
-  for algo, notebook_optimizer in variants:
+      optimizer_rows.append(True)
+    for notebook_optimizer in optimizer_rows:
+      variants.append((algo, notebook_optimizer, sinusoid.METHODS[algo].beta))
+      if _VALIDATION_ROWS.value and (algo, notebook_optimizer) in VALIDATION_BETAS:
+        variants.append((algo, notebook_optimizer,
+                         VALIDATION_BETAS[(algo, notebook_optimizer)]))
+  for algo, notebook_optimizer, beta in variants:
     defaults = sinusoid.METHODS[algo]
     config = sinusoid.Config(
         algo=algo, notebook_optimizer=notebook_optimizer,
         num_iterations=max(1, int(defaults.num_iterations * _ITERATION_SCALE.value)))
     t0 = time.time()
-    runs, _ = sinusoid.train_and_evaluate(config, seeds, [defaults.beta] * len(seeds))
+    runs, _ = sinusoid.train_and_evaluate(config, seeds, [beta] * len(seeds))
     rows.append((algo, runs, time.time() - t0))
     everything.extend(runs)
-    print(f'{algo} (notebook optimizer: {notebook_optimizer}): 5-shot {_stat([r["metrics"]["mse_5shot"] for r in runs])} '
+    print(f'{algo} (notebook optimizer: {notebook_optimizer}, beta {beta:g}): 5-shot {_stat([r["metrics"]["mse_5shot"] for r in runs])} '
           f'({time.time() - t0:.0f} s)', flush=True)
   table = markdown_table(rows, command.strip(), time.time() - t_start)
   with open(os.path.join(_OUTPUT_DIR.value, 'sinusoid_table1.md'), 'w') as f:

@@ -4,12 +4,16 @@ r"""Trains and scores one method on the NME sinusoid benchmark (paper Table 1).
   python -m experiments.sinusoid --algo=mr_cnp_w --beta=0,0.015,0.15,1.5 \
       --output_dir=runs/mr_cnp_w_sweep      # one vmapped program for all betas
 
-Writes OUTPUT_DIR/results.json (a list for a sweep).
+Writes OUTPUT_DIR/results.json (a list for a sweep or several seeds).
 """
+import math
+
 from absl import app
 from absl import flags
 from absl import logging
+import numpy as np
 
+from mr_meta import training
 from mr_meta.benchmarks import sinusoid
 
 _ALGO = flags.DEFINE_enum('algo', 'mr_maml_w', sorted(sinusoid.METHODS), 'Method.')
@@ -17,6 +21,12 @@ _BETA = flags.DEFINE_string(
     'beta', None, 'KL weight; a comma-separated list trains a vmapped sweep. '
     "Default: the method's paper value.")
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the run (every beta of a sweep shares it).')
+_NUM_SEEDS = flags.DEFINE_integer(
+    'num_seeds', 1, 'Train seeds seed..seed+n-1 for every beta, all in one vmapped program.')
+_EVAL_SPLIT = flags.DEFINE_enum(
+    'eval_split', 'test', ['test', 'validation'],
+    "Score on the test tasks, or on validation tasks (same distribution, other seed) "
+    'to choose hyperparameters.')
 _NUM_ITERATIONS = flags.DEFINE_integer(
     'num_iterations', None, "Meta-training steps. Default: the method's paper count.")
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where results.json goes.',
@@ -53,8 +63,8 @@ def parse_betas(text: str | None, default: float) -> list[float]:
     raise ValueError(f'--beta must be comma-separated numbers, got {text!r}.') from None
   if not betas:
     raise ValueError('--beta is empty.')
-  if any(b < 0 for b in betas):
-    raise ValueError(f'--beta must be non-negative, got {text!r}.')
+  if not all(math.isfinite(b) and b >= 0 for b in betas):
+    raise ValueError(f'--beta must be finite and non-negative, got {text!r}.')
   return betas
 
 
@@ -66,8 +76,9 @@ def _valid_beta(text: str | None) -> bool:
   return True
 
 
+flags.register_validator('num_seeds', lambda n: n >= 1, '--num_seeds must be at least 1.')
 flags.register_validator(
-    'beta', _valid_beta, '--beta must be a comma-separated list of non-negative numbers.')
+    'beta', _valid_beta, '--beta must be a comma-separated list of finite non-negative numbers.')
 
 
 def config_from_flags() -> sinusoid.Config:
@@ -85,7 +96,7 @@ def config_from_flags() -> sinusoid.Config:
         train_inner_steps=_TRAIN_INNER.value, test_inner_steps=_TEST_INNER.value,
         first_order=_FIRST_ORDER.value, test_shots=shots,
         num_test_tasks=_NUM_TEST_TASKS.value, num_test_samples=_NUM_TEST_SAMPLES.value,
-        log_every=_LOG_EVERY.value)
+        eval_split=_EVAL_SPLIT.value, log_every=_LOG_EVERY.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
 
@@ -97,11 +108,23 @@ def main(argv):
   betas = parse_betas(_BETA.value, sinusoid.METHODS[config.algo].beta)
   logging.info('Training %s for %d steps, betas %s, seed %d', config.algo,
                config.iterations, betas, _SEED.value)
-  results, _ = sinusoid.train_and_evaluate(
-      config, [_SEED.value] * len(betas), betas, _OUTPUT_DIR.value)
+  seeds = range(_SEED.value, _SEED.value + _NUM_SEEDS.value)
+  runs = [(seed, beta) for beta in betas for seed in seeds]
+  try:
+    results, _ = sinusoid.train_and_evaluate(
+        config, [s for s, _ in runs], [b for _, b in runs], _OUTPUT_DIR.value)
+  except training.NonFiniteLossError as e:
+    raise SystemExit(f'Stopped: {e}') from None
   for r in results:
     print(f"{r['algo']} beta={r['beta']:g} seed={r['seed']}: " + '  '.join(
         f'{k}={v:.4f}' for k, v in r['metrics'].items()))
+  if _NUM_SEEDS.value > 1:
+    print(f'Mean (std) over {_NUM_SEEDS.value} seeds, {config.eval_split} tasks:')
+    for beta in betas:
+      group = [r['metrics'] for r in results if r['beta'] == beta]
+      print(f'  beta={beta:g}: ' + '  '.join(
+          f'{k}={np.mean([m[k] for m in group]):.3f} ({np.std([m[k] for m in group]):.3f})'
+          for k in group[0]))
 
 
 if __name__ == '__main__':

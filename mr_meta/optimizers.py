@@ -12,7 +12,8 @@ def reset_state_each_step(inner: optax.GradientTransformation) -> optax.Gradient
   """
   def update(updates, state, params=None):
     del state
-    new_updates, _ = inner.update(updates, inner.init(params), params)
+    new_updates, _ = inner.update(
+        updates, inner.init(updates if params is None else params), params)
     return new_updates, optax.EmptyState()
 
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)

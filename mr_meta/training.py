@@ -8,6 +8,7 @@ reproduction is a population sharing one beta.
 Every random draw of step t depends only on (seed, t) through
 `jax.random.fold_in`, so any step can be recomputed or resumed exactly.
 """
+import math
 import time
 from typing import Any, Callable, Sequence
 
@@ -58,8 +59,8 @@ def make_population(seeds: Sequence[int], betas: Sequence[float]):
   """Stacked root keys and betas for runs (seeds[i], betas[i])."""
   if len(seeds) != len(betas):
     raise ValueError(f'{len(seeds)} seeds but {len(betas)} betas.')
-  if any(b < 0 for b in betas):
-    raise ValueError(f'beta must be non-negative, got {list(betas)}.')
+  if not all(math.isfinite(b) and b >= 0 for b in betas):
+    raise ValueError(f'beta must be finite and non-negative, got {list(betas)}.')
   keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
   return keys, jnp.asarray(betas, jnp.float32)
 

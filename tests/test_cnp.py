@@ -38,6 +38,9 @@ def _learner(kind):
   return module, learner, params, jax.jit(learner.predict)
 
 
+_sample_weights = jax.jit(sw.sample_weights)
+
+
 class ContextTest(parameterized.TestCase):
 
   @parameterized.parameters('none', 'weights')
@@ -47,7 +50,7 @@ class ContextTest(parameterized.TestCase):
     _, _, params, predict = _learner(kind)
     cx, cy, tx = _data()
     key = jax.random.PRNGKey(1)
-    concrete = sw.sample_weights(key, params)
+    concrete = _sample_weights(key, params)
     base = predict(concrete, key, cx, cy, tx)
     permuted = predict(concrete, key, cx[_PERM], cy[_PERM], tx)
     np.testing.assert_allclose(permuted, base, rtol=1e-5, atol=1e-7)
@@ -92,7 +95,7 @@ class ContextTest(parameterized.TestCase):
     _, _, params, predict = _learner(kind)
     cx, cy, tx = _data()
     key = jax.random.PRNGKey(1)
-    concrete = sw.sample_weights(key, params)
+    concrete = _sample_weights(key, params)
     base = predict(concrete, key, cx, cy, tx)
     # The N(0, 0.05^2) init makes the context's effect small at init, so
     # compare with 1000 float32 ulps of the output scale, far above rounding.

@@ -57,6 +57,7 @@ class SinusoidBinaryTest(parameterized.TestCase):
       ('unknown_algo', ['--algo=reptile'], 'reptile'),
       ('negative_beta', ['--beta=-0.1'], 'non-negative'),
       ('non_numeric_beta', ['--beta=abc'], 'non-negative numbers'),
+      ('nan_beta', ['--beta=0.1,nan'], 'non-negative numbers'),
       ('zero_support', ['--num_support=0'], 'num_support must be at least 1'),
       ('zero_test_shots', ['--test_shots=0'], 'test_shots must be positive'),
       ('negative_iterations', ['--num_iterations=-5'], 'num_iterations'),
@@ -68,6 +69,14 @@ class SinusoidBinaryTest(parameterized.TestCase):
     self.assertIn(message, proc.stderr)
     self.assertNotIn('Training', proc.stderr)
     self.assertFalse(os.path.exists(out))
+
+  def test_nan_loss_stops_with_message_and_no_results(self):
+    out = os.path.join(tempfile.mkdtemp(), 'run')
+    proc = run_binary('--algo=maml', '--meta_lr=1e30', '--num_iterations=6',
+                      '--log_every=2', f'--output_dir={out}')
+    self.assertNotEqual(proc.returncode, 0)
+    self.assertIn('Non-finite loss in run(s) [0]', proc.stderr)
+    self.assertFalse(os.path.exists(os.path.join(out, 'results.json')))
 
 
 if __name__ == '__main__':

@@ -70,7 +70,11 @@ class PopulationTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.population, cls.history = _train(BETAS, 20)  # its own initialisation
+    # Every run starts from the seed-0 state (train_population's own
+    # initialisation, states=None, is covered by NonFiniteLossTest).
+    population_init = jax.tree.map(lambda a: jnp.concatenate([a] * len(BETAS)),
+                                   _initial_state())
+    cls.population, cls.history = _train(BETAS, 20, states=population_init)
     cls.singles = [_train([beta], 20, states=_initial_state())[0] for beta in BETAS]
 
   def test_sweep_equals_one_at_a_time(self):
@@ -116,6 +120,8 @@ class MakePopulationTest(absltest.TestCase):
   def test_rejects_bad_input(self):
     with self.assertRaises(ValueError):
       training.make_population([0, 1], [0.0, -1e-3])
+    with self.assertRaises(ValueError):
+      training.make_population([0, 1], [0.0, float('nan')])
     with self.assertRaises(ValueError):
       training.make_population([0, 1], [0.0])
     with self.assertRaises(ValueError):

@@ -18,8 +18,10 @@ from mr_meta import optimizers
 from mr_meta import training
 from mr_meta.tasks import sinusoid as tasks
 
-# Fixed so that every method and seed is scored on the same 100 test tasks.
-TEST_TASKS_SEED = 20200101
+# Fixed so that every method and seed is scored on the same tasks. Validation
+# tasks (for choosing hyperparameters) come from the same distribution as the
+# test tasks but a different seed.
+EVAL_TASKS_SEEDS = {'test': 20200101, 'validation': 20200103}
 METER_TASKS_SEED = 20200102
 
 
@@ -69,6 +71,7 @@ class Config:
   test_shots: Sequence[int] = (5, 10)
   num_test_tasks: int = 100
   num_test_samples: int | None = None    # None: the method's default
+  eval_split: str = 'test'               # or 'validation', to tune hyperparameters
   log_every: int = 1000
 
   def __post_init__(self):
@@ -78,6 +81,8 @@ class Config:
                  'num_test_samples', 'log_every'):
       if getattr(self, name) is not None and getattr(self, name) < 1:
         raise ValueError(f'{name} must be at least 1, got {getattr(self, name)}.')
+    if self.eval_split not in EVAL_TASKS_SEEDS:
+      raise ValueError(f'eval_split must be one of {sorted(EVAL_TASKS_SEEDS)}.')
     if any(shot < 1 for shot in self.test_shots):
       raise ValueError(f'test_shots must be positive, got {self.test_shots}.')
     if self.train_inner_steps < 0 or self.test_inner_steps < 0:
@@ -152,14 +157,26 @@ def _task_mse(learner, params, key, task, adapt_on: objective.Task, num_samples)
   return _mse(prediction, task.query_y)
 
 
+# Tasks scored at once; bounds eval memory (population x tasks x samples x targets).
+EVAL_TASK_BATCH = 10
+
+
+def _mean_task_mse(learner, params, key, tasks_to_score, adapt_on, config: Config):
+  """Mean MSE on `tasks_to_score` after adapting to the support sets of `adapt_on`."""
+  def score(args):
+    task, context, task_key = args
+    return _task_mse(learner, params, task_key, task, context, config.test_samples)
+  keys = jax.random.split(key, jax.tree.leaves(tasks_to_score)[0].shape[0])
+  return jnp.mean(jax.lax.map(score, (tasks_to_score, adapt_on, keys),
+                              batch_size=EVAL_TASK_BATCH))
+
+
 def test_mse(learner, params, key, num_support: int, config: Config):
   """Mean over the fixed meta-test tasks of the MSE to the true curve."""
-  task_keys = jax.random.split(jax.random.PRNGKey(TEST_TASKS_SEED), config.num_test_tasks)
+  task_keys = jax.random.split(
+      jax.random.PRNGKey(EVAL_TASKS_SEEDS[config.eval_split]), config.num_test_tasks)
   test_tasks = jax.vmap(lambda k: tasks.sample_test_task(k, num_support))(task_keys)
-  errors = jax.vmap(lambda t, k: _task_mse(
-      learner, params, k, t, t, config.test_samples))(
-          test_tasks, jax.random.split(key, config.num_test_tasks))
-  return jnp.mean(errors)
+  return _mean_task_mse(learner, params, key, test_tasks, test_tasks, config)
 
 
 def memorization_meter(learner, params, key, config: Config):
@@ -167,12 +184,8 @@ def memorization_meter(learner, params, key, config: Config):
   keys = jax.random.split(jax.random.PRNGKey(METER_TASKS_SEED), config.num_test_tasks)
   own, other = jax.vmap(lambda k: tasks.sample_other_context_pair(
       k, config.num_support))(keys)
-  predict_keys = jax.random.split(key, config.num_test_tasks)
-  own_mse = jax.vmap(lambda t, k: _task_mse(
-      learner, params, k, t, t, config.test_samples))(own, predict_keys)
-  other_mse = jax.vmap(lambda t, o, k: _task_mse(
-      learner, params, k, t, o, config.test_samples))(own, other, predict_keys)
-  return jnp.mean(own_mse), jnp.mean(other_mse)
+  return (_mean_task_mse(learner, params, key, own, own, config),
+          _mean_task_mse(learner, params, key, own, other, config))
 
 
 def evaluate(learner, params, key, config: Config) -> dict:
