@@ -4,6 +4,8 @@ r"""The memorization demo: MAML vs MR-MAML(W) vs CNP vs MR-CNP(W) on NME sinusoi
 
 Trains each method (one seed, the paper's iteration counts), prints a table of
 meta-test MSE and the memorization meter, and writes adapted_curves.png.
+MR-MAML(W) runs twice: with our persistent Adam, and with the reference
+notebook's fresh Adam per step (G2), whose effect BUILD_NOTES.md explains.
 """
 import json
 import os
@@ -24,6 +26,9 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of every run.')
 _ITERATION_SCALE = flags.DEFINE_float(
     'iteration_scale', 1.0, 'Multiplies every paper iteration count (for smoke runs).')
 _ALGOS = flags.DEFINE_list('algos', ['maml', 'mr_maml_w', 'cnp', 'mr_cnp_w'], 'Methods.')
+_NOTEBOOK_ROWS = flags.DEFINE_bool(
+    'notebook_optimizer_rows', True,
+    "Also run methods that have a validation beta with the notebook's optimizer.")
 
 DEMO_SHOTS = 5
 NUM_PANELS = 3
@@ -53,31 +58,39 @@ def _curve_panels(trained, key):
 def main(argv):
   del argv
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
-  rows, trained = [], {}
+  variants = []
   for algo in _ALGOS.value:
     if algo not in sinusoid.METHODS:
       raise app.UsageError(f'Unknown algo {algo!r}; choose from {sorted(sinusoid.METHODS)}.')
+    variants.append((algo, algo, False, sinusoid.METHODS[algo].beta))
+    if _NOTEBOOK_ROWS.value and (algo, True) in sinusoid.VALIDATION_BETAS:
+      variants.append((algo + '+nb', algo, True, sinusoid.VALIDATION_BETAS[(algo, True)]))
+  rows, trained = [], {}
+  for name, algo, notebook_optimizer, beta in variants:
     defaults = sinusoid.METHODS[algo]
     config = sinusoid.Config(
-        algo=algo, num_iterations=max(1, int(defaults.num_iterations * _ITERATION_SCALE.value)))
+        algo=algo, notebook_optimizer=notebook_optimizer,
+        num_iterations=max(1, int(defaults.num_iterations * _ITERATION_SCALE.value)))
     t0 = time.time()
     results, states = sinusoid.train_and_evaluate(
-        config, [_SEED.value], [defaults.beta], os.path.join(_OUTPUT_DIR.value, algo))
-    rows.append((results[0], time.time() - t0))
-    trained[algo] = (sinusoid.build_learner(config),
+        config, [_SEED.value], [beta], os.path.join(_OUTPUT_DIR.value, name))
+    rows.append((name, results[0], time.time() - t0))
+    trained[name] = (sinusoid.build_learner(config),
                      jax.tree.map(lambda x: x[0], states.params), config)
-  header = (f"{'method':<10} {'beta':>8} {'iters':>7} {'5-shot MSE':>11} {'10-shot MSE':>12}"
+  header = (f"{'method':<12} {'beta':>8} {'iters':>7} {'5-shot MSE':>11} {'10-shot MSE':>12}"
             f" {'own ctx':>8} {'other ctx':>9} {'time':>6}")
   lines = [header, '-' * len(header)]
-  for r, seconds in rows:
+  for name, r, seconds in rows:
     m = r['metrics']
     lines.append(
-        f"{r['algo']:<10} {r['beta']:>8g} {r['config']['num_iterations']:>7d} "
+        f"{name:<12} {r['beta']:>8g} {r['config']['num_iterations']:>7d} "
         f"{m['mse_5shot']:>11.3f} {m['mse_10shot']:>12.3f} "
         f"{m['train_mse_own_context']:>8.3f} {m['train_mse_other_context']:>9.3f} "
         f"{seconds:>5.0f}s")
   lines.append('own/other ctx: MSE on meta-training tasks after adapting to their own / '
                "another task's support set. Memorizers score the same on both.")
+  lines.append("+nb: the reference notebook's optimizer (a fresh Adam every step), with "
+               'beta chosen on validation tasks.')
   table = '\n'.join(lines)
   print(table)
   figure = os.path.join(_OUTPUT_DIR.value, 'adapted_curves.png')
@@ -87,7 +100,7 @@ def main(argv):
   with open(os.path.join(_OUTPUT_DIR.value, 'table.txt'), 'w') as f:
     f.write(table + '\n')
   with open(os.path.join(_OUTPUT_DIR.value, 'results.json'), 'w') as f:
-    json.dump([r for r, _ in rows], f, indent=2)
+    json.dump([r for _, r, _ in rows], f, indent=2)
   print(f'Figure: {figure}')
 
 

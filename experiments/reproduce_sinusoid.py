@@ -39,14 +39,6 @@ PAPER_TABLE1 = {
     'mr_cnp_a': ((0.10, 0.01), (0.09, 0.01)),
     'mr_cnp_w': ((0.11, 0.02), (0.09, 0.01)),
 }
-# beta with the lowest mean 5-shot MSE on the *validation* tasks over seeds 5-7
-# (disjoint from the table's seeds and test tasks); the sweeps' commands and
-# outputs are in BUILD_NOTES.md. Keyed by (algo, notebook optimizer).
-VALIDATION_BETAS = {
-    ('mr_maml_a', False): 1.0,
-    ('mr_maml_a', True): 1.0,
-    ('mr_maml_w', True): 5e-4,
-}
 NAMES = {'maml': 'MAML', 'mr_maml_a': 'MR-MAML(A)', 'mr_maml_w': 'MR-MAML(W)',
          'cnp': 'CNP', 'mr_cnp_a': 'MR-CNP(A)', 'mr_cnp_w': 'MR-CNP(W)'}
 
@@ -88,7 +80,7 @@ def markdown_table(rows, command: str, wall_seconds: float) -> str:
     if runs[0]['beta'] != sinusoid.METHODS[algo].beta:
       name += ', validation beta'
     else:
-      name += ', paper beta' if (algo, notebook) in VALIDATION_BETAS else ''
+      name += ', paper beta' if (algo, notebook) in sinusoid.VALIDATION_BETAS else ''
     metric = lambda name: [r['metrics'][name] for r in runs]
     lines.append(
         f"| {name} | {runs[0]['beta']:g} | {runs[0]['config']['num_iterations']} "
@@ -114,9 +106,9 @@ def main(argv):
       optimizer_rows.append(True)
     for notebook_optimizer in optimizer_rows:
       variants.append((algo, notebook_optimizer, sinusoid.METHODS[algo].beta))
-      if _VALIDATION_ROWS.value and (algo, notebook_optimizer) in VALIDATION_BETAS:
+      if _VALIDATION_ROWS.value and (algo, notebook_optimizer) in sinusoid.VALIDATION_BETAS:
         variants.append((algo, notebook_optimizer,
-                         VALIDATION_BETAS[(algo, notebook_optimizer)]))
+                         sinusoid.VALIDATION_BETAS[(algo, notebook_optimizer)]))
   for algo, notebook_optimizer, beta in variants:
     defaults = sinusoid.METHODS[algo]
     config = sinusoid.Config(

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from mr_meta import bottleneck
+from mr_meta import encoders
 from mr_meta import networks
-from mr_meta import stochastic_weights
 from mr_meta.objective import MetaLearner, Task
 
 # tf.layers.dense(kernel_initializer='normal') in the reference notebook.
@@ -58,36 +58,23 @@ def cnp_learner(
     *,
     cnp: ConditionalNeuralProcess,
     x_encoder: nn.Module | None = None,
-    encoder_kind: str = 'none',
+    encoder_kind: encoders.EncoderKind = 'none',
     rho_init: float = -3.0,
     activation_kl_dims: str = 'sum',
     loss_fn: Callable[[jax.Array, jax.Array], jax.Array] = gaussian_nll_sum,
 ) -> MetaLearner:
   """Builds a CNP-family learner; see `maml.maml_learner` for the encoder kinds."""
-  if (x_encoder is None) != (encoder_kind == 'none'):
-    raise ValueError('x_encoder and encoder_kind must be given together.')
+  regularized_encoder = encoders.RegularizedEncoder(x_encoder, encoder_kind, rho_init)
 
   def init(key):
     enc_key, cnp_key = jax.random.split(key)
-    params = {}
-    w = example_x
-    if encoder_kind == 'weights':
-      deterministic = x_encoder.init(enc_key, example_x)['params']
-      params['x_encoder'] = stochastic_weights.init_mean_field(
-          enc_key, deterministic, rho_init)
-      w = x_encoder.apply({'params': deterministic}, example_x)
-    elif encoder_kind == 'activations':
-      params['x_encoder'] = x_encoder.init(enc_key, example_x, enc_key)['params']
-      w, _ = x_encoder.apply({'params': params['x_encoder']}, example_x, enc_key)
+    encoder_params, w = regularized_encoder.init(enc_key, example_x)
+    params = {} if encoder_params is None else {'x_encoder': encoder_params}
     params['cnp'] = cnp.init(cnp_key, w, example_y, w)['params']
     return params
 
   def encode(params, key, x):
-    if encoder_kind == 'none':
-      return x, None
-    if encoder_kind == 'weights':
-      return x_encoder.apply({'params': params['x_encoder']}, x), None
-    return x_encoder.apply({'params': params['x_encoder']}, x, key)
+    return regularized_encoder.apply(params.get('x_encoder'), key, x)
 
   def forward(params, key, context_x, context_y, target_x):
     context_key, target_key = jax.random.split(key)

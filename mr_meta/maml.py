@@ -6,7 +6,7 @@ inner loop; the encoder is
   * a mean-field Bayesian network (MR-MAML(W): KL on its weights), or
   * a Gaussian bottleneck (MR-MAML(A): KL on the query encodings, Eq. 3).
 """
-from typing import Callable, Literal
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -14,11 +14,8 @@ import jax.numpy as jnp
 
 from mr_meta import adaptation
 from mr_meta import bottleneck
-from mr_meta import stochastic_weights
+from mr_meta import encoders
 from mr_meta.objective import MetaLearner, Task
-
-EncoderKind = Literal['none', 'weights', 'activations']
-
 
 def mse(prediction: jax.Array, target: jax.Array) -> jax.Array:
   return jnp.mean(jnp.square(prediction - target))
@@ -33,7 +30,7 @@ def maml_learner(
     train_inner_steps: int,
     test_inner_steps: int,
     encoder: nn.Module | None = None,
-    encoder_kind: EncoderKind = 'none',
+    encoder_kind: encoders.EncoderKind = 'none',
     rho_init: float = -50.0,
     activation_kl_dims: str = 'mean',
     first_order: bool = False,
@@ -57,31 +54,17 @@ def maml_learner(
     use_scan: `lax.scan` the inner loop instead of unrolling it.
     loss_fn: support and query loss.
   """
-  if (encoder is None) != (encoder_kind == 'none'):
-    raise ValueError('encoder and encoder_kind must be given together.')
+  regularized_encoder = encoders.RegularizedEncoder(encoder, encoder_kind, rho_init)
 
   def init(key):
     enc_key, pred_key = jax.random.split(key)
-    params = {}
-    features = example_x
-    if encoder_kind == 'weights':
-      deterministic = encoder.init(enc_key, example_x)['params']
-      params['encoder'] = stochastic_weights.init_mean_field(
-          enc_key, deterministic, rho_init)
-      features = encoder.apply({'params': deterministic}, example_x)
-    elif encoder_kind == 'activations':
-      params['encoder'] = encoder.init(enc_key, example_x, enc_key)['params']
-      features, _ = encoder.apply({'params': params['encoder']}, example_x, enc_key)
+    encoder_params, features = regularized_encoder.init(enc_key, example_x)
+    params = {} if encoder_params is None else {'encoder': encoder_params}
     params['predictor'] = predictor.init(pred_key, features)['params']
     return params
 
   def encode(params, key, x, deterministic=False):
-    """Returns (features, KL per point and dim or None)."""
-    if encoder_kind == 'none':
-      return x, None
-    if encoder_kind == 'weights':
-      return encoder.apply({'params': params['encoder']}, x), None
-    return encoder.apply({'params': params['encoder']}, x, key, deterministic)
+    return regularized_encoder.apply(params.get('encoder'), key, x, deterministic)
 
   def adapted_predictor(params, support_z, support_y, num_steps):
     def support_loss(predictor_params, batch):
