@@ -6,13 +6,17 @@ r"""Trains and scores one method on the NME sinusoid benchmark (paper Table 1).
 
 Writes OUTPUT_DIR/results.json (a list for a sweep or several seeds).
 """
+import json
 import math
+import os
+import shutil
 
 from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 
+from mr_meta import provenance
 from mr_meta import training
 from mr_meta.benchmarks import sinusoid
 
@@ -52,6 +56,11 @@ _NUM_TEST_SAMPLES = flags.DEFINE_integer(
     'num_test_samples', None,
     "Posterior samples averaged at test (Alg. 3). Default: the method's.")
 _LOG_EVERY = flags.DEFINE_integer('log_every', 1000, 'Steps per jitted chunk and log line.')
+_CHECKPOINT_EVERY = flags.DEFINE_integer(
+    'checkpoint_every', 5000, 'Checkpoint period in steps (taken at chunk ends).')
+_KEEP_CHECKPOINTS = flags.DEFINE_integer('keep_checkpoints', 3, 'Checkpoints kept.')
+_OVERWRITE = flags.DEFINE_bool(
+    'overwrite', False, 'Delete a previous run with different flags in --output_dir.')
 
 
 def parse_betas(text: str | None, default: float) -> list[float]:
@@ -96,9 +105,41 @@ def config_from_flags() -> sinusoid.Config:
         train_inner_steps=_TRAIN_INNER.value, test_inner_steps=_TEST_INNER.value,
         first_order=_FIRST_ORDER.value, test_shots=shots,
         num_test_tasks=_NUM_TEST_TASKS.value, num_test_samples=_NUM_TEST_SAMPLES.value,
-        eval_split=_EVAL_SPLIT.value, log_every=_LOG_EVERY.value)
+        eval_split=_EVAL_SPLIT.value, log_every=_LOG_EVERY.value,
+        checkpoint_every=_CHECKPOINT_EVERY.value, keep_checkpoints=_KEEP_CHECKPOINTS.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
+
+
+# Flags that change no number: a run may resume under other values of these.
+_RESUMABLE_FLAGS = ('output_dir', 'overwrite', 'log_every', 'checkpoint_every',
+                    'keep_checkpoints')
+
+
+def run_flags() -> dict:
+  holders = [v for v in globals().values() if isinstance(v, flags.FlagHolder)]
+  return {h.name: h.value for h in holders if h.name not in _RESUMABLE_FLAGS}
+
+
+def prepare_output_dir(output_dir: str, run: dict) -> None:
+  """Refuses to mix runs: an existing run must have the same flags, or --overwrite."""
+  path = os.path.join(output_dir, 'config.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      previous = json.load(f).get('flags')
+    if previous != run:
+      if not _OVERWRITE.value:
+        changed = sorted(k for k in set(previous or {}) | set(run)
+                         if (previous or {}).get(k) != run.get(k))
+        raise app.UsageError(
+            f'{output_dir} holds a run with different flags ({", ".join(changed)}); '
+            'pass --overwrite to replace it or choose another --output_dir.')
+      logging.warning('--overwrite: deleting the previous run in %s', output_dir)
+      shutil.rmtree(output_dir)
+  os.makedirs(output_dir, exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump({'flags': run, 'environment': provenance.describe_environment()}, f,
+              indent=2, default=str)
 
 
 def main(argv):
@@ -106,6 +147,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = config_from_flags()
   betas = parse_betas(_BETA.value, sinusoid.METHODS[config.algo].beta)
+  prepare_output_dir(_OUTPUT_DIR.value, run_flags())
   logging.info('Training %s for %d steps, betas %s, seed %d', config.algo,
                config.iterations, betas, _SEED.value)
   seeds = range(_SEED.value, _SEED.value + _NUM_SEEDS.value)

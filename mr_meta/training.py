@@ -77,12 +77,14 @@ def train_population(learner: MetaLearner, optimizer: optax.GradientTransformati
                      sample_tasks: TaskSampler, keys: jax.Array, betas: jax.Array,
                      num_steps: int, *, log_every: int = 1000,
                      states: TrainState | None = None,
-                     on_log: Callable[[int, dict], None] | None = None):
+                     on_chunk_end: Callable[[int, TrainState, dict], None] | None = None):
   """Trains every run of the population for `num_steps` steps (from `states` if given).
 
   Steps run in jitted chunks of `log_every` under `lax.scan`, so Python is
   touched once per chunk. Returns (states, history) where history holds the
-  mean per-chunk metrics, shape [num_chunks, population].
+  mean per-chunk metrics, shape [num_chunks, population]. After every chunk
+  whose losses are all finite, `on_chunk_end(step, states, metrics)` runs
+  (checkpoints and metric writers hook in here).
 
   Raises:
     NonFiniteLossError: a loss became NaN/Inf; the error holds the states from
@@ -118,7 +120,7 @@ def train_population(learner: MetaLearner, optimizer: optax.GradientTransformati
     logging.info('step %d/%d  %.1f steps/s  ETA %.0fs  loss %s', start_step + done,
                  start_step + num_steps, rate, (num_steps - done) / rate,
                  np.array2string(np.asarray(metrics['loss']), precision=4))
-    if on_log is not None:
-      on_log(start_step + done, metrics)
+    if on_chunk_end is not None:
+      on_chunk_end(start_step + done, states, dict(metrics, steps_per_second=rate))
   history = jax.tree.map(lambda *xs: np.stack(xs), *history) if history else {}
   return states, history

@@ -2,15 +2,18 @@
 import dataclasses
 import json
 import os
-import time
 from typing import Sequence
 
+from absl import logging
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mr_meta import bottleneck
+from mr_meta import checkpointing
 from mr_meta import cnp
 from mr_meta import maml
+from mr_meta import metric_writers
 from mr_meta import networks
 from mr_meta import objective
 from mr_meta import optimizers
@@ -81,12 +84,14 @@ class Config:
   num_test_samples: int | None = None    # None: the method's default
   eval_split: str = 'test'               # or 'validation', to tune hyperparameters
   log_every: int = 1000
+  checkpoint_every: int = 5000           # steps; also saved at the last step
+  keep_checkpoints: int = 3
 
   def __post_init__(self):
     if self.algo not in METHODS:
       raise ValueError(f'Unknown algo {self.algo!r}; choose from {sorted(METHODS)}.')
     for name in ('meta_batch_size', 'num_support', 'num_query', 'num_test_tasks',
-                 'num_test_samples', 'log_every'):
+                 'num_test_samples', 'log_every', 'checkpoint_every', 'keep_checkpoints'):
       if getattr(self, name) is not None and getattr(self, name) < 1:
         raise ValueError(f'{name} must be at least 1, got {getattr(self, name)}.')
     if self.eval_split not in EVAL_TASKS_SEEDS:
@@ -207,43 +212,70 @@ def evaluate(learner, params, key, config: Config) -> dict:
   return metrics
 
 
+def run_names(seeds: Sequence[int], betas: Sequence[float]) -> list[str]:
+  return [f'seed{seed}_beta{beta:g}' for seed, beta in zip(seeds, betas)]
+
+
 def train_and_evaluate(config: Config, seeds: Sequence[int], betas: Sequence[float],
                        output_dir: str | None = None):
   """Trains the population {(seeds[i], betas[i])} in one program and scores it.
 
-  Returns (one result dict per run, final population states). With
-  `output_dir`, writes results.json there: a dict for one run, else a list.
+  With `output_dir`: resumes from its newest checkpoint if there is one, saves
+  checkpoints every `config.checkpoint_every` steps and at the end, logs
+  scalars to metrics.jsonl and TensorBoard, and writes results.json (a dict
+  for one run, else a list). Returns (one result dict per run, final states).
   """
   learner, optimizer = build_learner(config), build_optimizer(config)
   keys, beta_array = training.make_population(seeds, betas)
-  t0 = time.time()
-  states, history = training.train_population(
-      learner, optimizer, task_sampler(config), keys, beta_array, config.iterations,
-      log_every=config.log_every)
-  jax.block_until_ready(states)
-  train_seconds = time.time() - t0
+  states = jax.jit(jax.vmap(lambda k: training.init_state(learner, optimizer, k)))(keys)
+  checkpointer = writer = None
+  if output_dir is not None:
+    checkpointer = checkpointing.Checkpointer(
+        os.path.join(output_dir, 'checkpoints'), config.keep_checkpoints)
+    if checkpointer.latest_step() is not None:
+      states = checkpointer.restore(states)
+      logging.info('Resumed from the checkpoint at step %d.', checkpointer.latest_step())
+    writer = metric_writers.MetricWriter(output_dir, run_names(seeds, betas))
+
+  def on_chunk_end(step, states, metrics):
+    if writer is not None:
+      for i in range(len(seeds)):
+        writer.write(step, i, {k: np.asarray(v).reshape(-1)[i if np.size(v) > 1 else 0]
+                               for k, v in metrics.items()})
+      writer.flush()
+    if checkpointer is not None and (step % config.checkpoint_every == 0
+                                     or step == config.iterations):
+      checkpointer.save(step, states)
+
+  done = int(np.max(jax.device_get(states.step)))
+  try:
+    states, _ = training.train_population(
+        learner, optimizer, task_sampler(config), keys, beta_array,
+        max(config.iterations - done, 0), log_every=config.log_every, states=states,
+        on_chunk_end=on_chunk_end)
+  finally:
+    if checkpointer is not None:
+      checkpointer.close()
   eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
-  metrics = jax.jit(jax.vmap(lambda p, k: evaluate(learner, p, k, config)))(
-      states.params, eval_keys)
-  metrics = jax.device_get(metrics)
+  metrics = jax.device_get(jax.jit(jax.vmap(lambda p, k: evaluate(learner, p, k, config)))(
+      states.params, eval_keys))
   results = []
   for i, (seed, beta) in enumerate(zip(seeds, betas)):
+    run_metrics = {name: float(values[i]) for name, values in metrics.items()}
+    if writer is not None:
+      writer.write(config.iterations, i, {f'eval/{k}': v for k, v in run_metrics.items()})
     results.append({
         'benchmark': 'sinusoid',
         'algo': config.algo,
         'beta': float(beta),
         'seed': int(seed),
-        'metrics': {name: float(values[i]) for name, values in metrics.items()},
-        'final_train': {name: float(values[-1, i]) for name, values in history.items()}
-                       if len(history) else {},
+        'metrics': run_metrics,
         'config': {**dataclasses.asdict(config), 'num_iterations': config.iterations,
                    'rho_init': config.rho, 'num_test_samples': config.test_samples,
                    'test_shots': list(config.test_shots)},
-        'train_seconds_population': train_seconds,
-        'population_size': len(seeds),
     })
   if output_dir is not None:
-    os.makedirs(output_dir, exist_ok=True)
+    writer.close()
     with open(os.path.join(output_dir, 'results.json'), 'w') as f:
       json.dump(results[0] if len(results) == 1 else results, f, indent=2)
   return results, states

@@ -1,0 +1,45 @@
+"""Scalar metrics to a JSONL file and to TensorBoard event files, TF-free.
+
+clu's and flax's TensorBoard writers import TensorFlow; tensorboardX writes
+the same event files without it.
+"""
+import json
+import os
+from typing import Mapping
+
+import tensorboardX
+
+
+class MetricWriter:
+  """Writes {name: value} scalars at a step for one run of a population."""
+
+  def __init__(self, directory: str, run_names: list[str]):
+    os.makedirs(directory, exist_ok=True)
+    self._jsonl = open(os.path.join(directory, 'metrics.jsonl'), 'a')
+    self._run_names = run_names
+    self._tensorboard = {
+        name: tensorboardX.SummaryWriter(os.path.join(directory, 'tensorboard', name))
+        for name in run_names}
+
+  def write(self, step: int, run_index: int, scalars: Mapping[str, float]) -> None:
+    run = self._run_names[run_index]
+    record = {'step': int(step), 'run': run, **{k: float(v) for k, v in scalars.items()}}
+    self._jsonl.write(json.dumps(record) + '\n')
+    for name, value in scalars.items():
+      self._tensorboard[run].add_scalar(name, float(value), int(step))
+
+  def flush(self) -> None:
+    self._jsonl.flush()
+    for writer in self._tensorboard.values():
+      writer.flush()
+
+  def close(self) -> None:
+    self.flush()
+    self._jsonl.close()
+    for writer in self._tensorboard.values():
+      writer.close()
+
+
+def read_jsonl(path: str) -> list[dict]:
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]

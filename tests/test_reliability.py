@@ -1,0 +1,149 @@
+"""Checkpoints, exact resume after SIGKILL, refusal to mix runs, NaN stops, metrics."""
+import glob
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl.testing import absltest
+import chex
+import jax
+from tensorboardX.proto import event_pb2
+
+from mr_meta import checkpointing
+from mr_meta import training
+from mr_meta.benchmarks import sinusoid
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EVAL_FLAGS = ['--num_test_tasks=3', '--test_inner_steps=2', '--num_test_samples=2']
+
+
+def binary(*flags):
+  return [sys.executable, '-m', 'experiments.sinusoid', *flags, *EVAL_FLAGS]
+
+
+def run_binary(*flags):
+  return subprocess.run(binary(*flags), cwd=REPO, capture_output=True, text=True,
+                        timeout=300)
+
+
+def final_states(output_dir, algo, num_runs=1):
+  config = sinusoid.Config(algo=algo)
+  learner, optimizer = sinusoid.build_learner(config), sinusoid.build_optimizer(config)
+  keys, _ = training.make_population([0] * num_runs, [0.0] * num_runs)
+  like = jax.vmap(lambda k: training.init_state(learner, optimizer, k))(keys)
+  checkpointer = checkpointing.Checkpointer(os.path.join(output_dir, 'checkpoints'))
+  try:
+    return checkpointer.latest_step(), checkpointer.restore(like)
+  finally:
+    checkpointer.close()
+
+
+def read_events(path):
+  """Scalars {tag: [(step, value)]} of a TensorBoard event file (TFRecord framing)."""
+  scalars = {}
+  with open(path, 'rb') as f:
+    while header := f.read(12):
+      (length,) = struct.unpack('<Q', header[:8])
+      event = event_pb2.Event.FromString(f.read(length))
+      f.read(4)  # crc of the data
+      for value in event.summary.value:
+        scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+  return scalars
+
+
+class ResumeTest(absltest.TestCase):
+
+  def test_sigkill_then_resume_is_bit_identical(self):
+    flags = ['--algo=mr_maml_w', '--num_iterations=3000', '--log_every=100',
+             '--checkpoint_every=200', '--keep_checkpoints=2', '--beta=0,1e-3']
+    straight, killed = tempfile.mkdtemp(), tempfile.mkdtemp()
+    proc = subprocess.Popen(binary(*flags, f'--output_dir={killed}'), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = os.path.join(killed, 'checkpoints', '200', 'commit_success.txt')
+    deadline = time.time() + 240
+    while not os.path.exists(first) and proc.poll() is None and time.time() < deadline:
+      time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    self.assertFalse(os.path.exists(os.path.join(killed, 'results.json')),
+                     'the run finished before it could be killed')
+    resumed = run_binary(*flags, f'--output_dir={killed}')
+    self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
+    self.assertIn('Resumed from the checkpoint at step', resumed.stderr)
+    uninterrupted = run_binary(*flags, f'--output_dir={straight}')
+    self.assertEqual(uninterrupted.returncode, 0, uninterrupted.stderr[-3000:])
+
+    with open(os.path.join(straight, 'results.json')) as a, \
+         open(os.path.join(killed, 'results.json')) as b:
+      self.assertEqual(json.load(a), json.load(b))
+    step_a, states_a = final_states(straight, 'mr_maml_w', num_runs=2)
+    step_b, states_b = final_states(killed, 'mr_maml_w', num_runs=2)
+    self.assertEqual(step_a, 3000)
+    self.assertEqual(step_b, 3000)
+    chex.assert_trees_all_equal(states_a, states_b)
+
+  def test_nan_stops_and_keeps_last_good_checkpoint(self):
+    out = tempfile.mkdtemp()
+    proc = run_binary('--algo=maml', '--meta_lr=1e3', '--num_iterations=50',
+                      '--log_every=1', '--checkpoint_every=1', f'--output_dir={out}')
+    self.assertNotEqual(proc.returncode, 0)
+    self.assertIn('Non-finite loss in run(s) [0] between steps 1 and 2', proc.stderr)
+    self.assertIn('last good state (step 1)', proc.stderr)
+    self.assertFalse(os.path.exists(os.path.join(out, 'results.json')))
+    step, states = final_states(out, 'maml')
+    self.assertEqual(step, 1)
+    chex.assert_tree_all_finite(states.params)
+
+
+class OutputDirTest(absltest.TestCase):
+
+  def test_different_flags_are_refused_unless_overwrite(self):
+    out = tempfile.mkdtemp()
+    tiny = ['--algo=cnp', '--num_iterations=4', '--log_every=2', f'--output_dir={out}']
+    self.assertEqual(run_binary(*tiny).returncode, 0)
+    with open(os.path.join(out, 'results.json')) as f:
+      before = f.read()
+    proc = run_binary(*tiny, '--beta=0.5')
+    self.assertNotEqual(proc.returncode, 0)
+    self.assertIn('holds a run with different flags (beta)', proc.stderr)
+    self.assertNotIn('Training', proc.stderr)
+    with open(os.path.join(out, 'results.json')) as f:
+      self.assertEqual(f.read(), before)
+    proc = run_binary(*tiny, '--beta=0.5', '--overwrite')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    with open(os.path.join(out, 'results.json')) as f:
+      self.assertEqual(json.load(f)['beta'], 0.5)
+
+  def test_config_metrics_and_tensorboard_are_written(self):
+    out = tempfile.mkdtemp()
+    proc = run_binary('--algo=mr_cnp_w', '--num_iterations=6', '--log_every=2',
+                      '--beta=0,0.1', f'--output_dir={out}')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    with open(os.path.join(out, 'config.json')) as f:
+      config = json.load(f)
+    self.assertEqual(config['flags']['beta'], '0,0.1')
+    self.assertEqual(config['environment']['jax_backend'], 'cpu')
+    self.assertIn('git_commit', config['environment'])
+    self.assertTrue(config['environment']['packages']['jax'])
+
+    events = glob.glob(os.path.join(out, 'tensorboard', 'seed0_beta0.1', 'events.*'))
+    self.assertLen(events, 1)
+    scalars = read_events(events[0])
+    for tag in ('loss', 'query_loss', 'kl', 'beta_kl', 'steps_per_second'):
+      self.assertEqual([step for step, _ in scalars[tag]], [2, 4, 6], tag)
+    self.assertIn('eval/mse_5shot', scalars)
+    # beta * KL is logged as such: 0.1 * kl.
+    for (_, kl), (_, beta_kl) in zip(scalars['kl'], scalars['beta_kl']):
+      self.assertAlmostEqual(beta_kl, 0.1 * kl, delta=1e-3 * abs(beta_kl))
+    with open(os.path.join(out, 'metrics.jsonl')) as f:
+      records = [json.loads(line) for line in f]
+    self.assertEqual({r['run'] for r in records}, {'seed0_beta0', 'seed0_beta0.1'})
+
+
+if __name__ == '__main__':
+  absltest.main()
