@@ -3,13 +3,15 @@ r"""Reproduces paper Table 1: six methods x 5 seeds on the NME sinusoid.
   python -m experiments.reproduce_sinusoid --output_dir=results
 
 Each method's seeds train as one vmapped population at the paper's iteration
-counts. MR-MAML(W) and MR-MAML(A) also run with the reference notebooks'
+counts; checkpoints and metrics go to --runs_dir, figures (made by
+experiments/plot.py) next to the table. MR-MAML(W) and MR-MAML(A) also run with the reference notebooks'
 optimiser (a fresh Adam every step, paper_facts G2) as extra rows. Writes OUTPUT_DIR/sinusoid_table1.md (mean and std next to the
 paper's numbers) and OUTPUT_DIR/sinusoid_table1.json (every run).
 """
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 
@@ -19,6 +21,7 @@ import jax
 import numpy as np
 
 from mr_meta.benchmarks import sinusoid
+from mr_meta.benchmarks import sinusoid_figures
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'results', 'Where the table goes.')
 _NUM_SEEDS = flags.DEFINE_integer('num_seeds', 5, 'Seeds per method (0..n-1).')
@@ -27,8 +30,16 @@ _NOTEBOOK_ROWS = flags.DEFINE_bool(
     'notebook_optimizer_rows', True, "Add the notebooks' fresh-Adam rows (G2).")
 _VALIDATION_ROWS = flags.DEFINE_bool(
     'validation_beta_rows', True, 'Add rows with beta chosen on validation tasks.')
+_RUNS_DIR = flags.DEFINE_string(
+    'runs_dir', 'runs/reproduce_sinusoid', 'Checkpoints and metrics; emptied first.')
 _ITERATION_SCALE = flags.DEFINE_float(
     'iteration_scale', 1.0, 'Multiplies every paper iteration count (smoke runs only).')
+
+# Figures: seed 0 of these (algo, notebook optimizer, beta) rows.
+FIGURE_ROWS = (('maml', False, 0.0), ('mr_maml_w', True, 5e-4), ('cnp', False, 0.0),
+               ('mr_cnp_w', False, 0.15))
+# The beta sweep figure (paper Fig. 2 analogue): cheap MR-MAML(A), seeds 0-2.
+SWEEP_ALGO, SWEEP_BETAS, SWEEP_SEEDS = 'mr_maml_a', (0.0, 0.5, 1.0, 2.0, 5.0, 10.0), 3
 
 # Paper Table 1: test MSE, mean (std) over 5 trials; 5-shot then 10-shot.
 PAPER_TABLE1 = {
@@ -109,17 +120,34 @@ def main(argv):
       if _VALIDATION_ROWS.value and (algo, notebook_optimizer) in sinusoid.VALIDATION_BETAS:
         variants.append((algo, notebook_optimizer,
                          sinusoid.VALIDATION_BETAS[(algo, notebook_optimizer)]))
+  if os.path.isdir(_RUNS_DIR.value):
+    shutil.rmtree(_RUNS_DIR.value)
+  run_dirs = {}
   for algo, notebook_optimizer, beta in variants:
     defaults = sinusoid.METHODS[algo]
+    run_dir = os.path.join(_RUNS_DIR.value, f'{algo}{"_nb" if notebook_optimizer else ""}'
+                                            f'_beta{beta:g}')
+    run_dirs[(algo, notebook_optimizer, beta)] = run_dir
     config = sinusoid.Config(
         algo=algo, notebook_optimizer=notebook_optimizer,
         num_iterations=max(1, int(defaults.num_iterations * _ITERATION_SCALE.value)))
     t0 = time.time()
-    runs, _ = sinusoid.train_and_evaluate(config, seeds, [beta] * len(seeds))
+    runs, _ = sinusoid.train_and_evaluate(config, seeds, [beta] * len(seeds), run_dir)
     rows.append((algo, runs, time.time() - t0))
     everything.extend(runs)
     print(f'{algo} (notebook optimizer: {notebook_optimizer}, beta {beta:g}): 5-shot {_stat([r["metrics"]["mse_5shot"] for r in runs])} '
           f'({time.time() - t0:.0f} s)', flush=True)
+  figure_dirs = [run_dirs[row] for row in FIGURE_ROWS if row in run_dirs]
+  if figure_dirs:
+    sinusoid_figures.make_figures(figure_dirs, _OUTPUT_DIR.value, 'sinusoid_', max_runs_per_dir=1)
+  sweep_dir = os.path.join(_RUNS_DIR.value, 'beta_sweep')
+  sweep_config = sinusoid.Config(algo=SWEEP_ALGO, num_iterations=max(
+      1, int(sinusoid.METHODS[SWEEP_ALGO].num_iterations * _ITERATION_SCALE.value)))
+  sinusoid.train_and_evaluate(
+      sweep_config, [s for _ in SWEEP_BETAS for s in range(SWEEP_SEEDS)],
+      [b for b in SWEEP_BETAS for _ in range(SWEEP_SEEDS)], sweep_dir)
+  sinusoid_figures.beta_sweep([sinusoid_figures.load_runs(sweep_dir)],
+                  os.path.join(_OUTPUT_DIR.value, f'sinusoid_{SWEEP_ALGO}_beta_sweep.png'))
   table = markdown_table(rows, command.strip(), time.time() - t_start)
   with open(os.path.join(_OUTPUT_DIR.value, 'sinusoid_table1.md'), 'w') as f:
     f.write(table)

@@ -30,3 +30,56 @@ def plot_adapted_curves(panels, path: str, title: str = '') -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+def plot_learning_curves(curves, path: str) -> None:
+  """curves: {label: {metric: (steps, values)}}; one panel per metric, log-y."""
+  metrics = sorted({m for per_run in curves.values() for m in per_run})
+  fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+  for ax, metric in zip(axes[0], metrics):
+    for label, per_run in curves.items():
+      if metric in per_run:
+        steps, values = per_run[metric]
+        ax.plot(steps, values, lw=1.2, label=label)
+    ax.set_title(metric, fontsize=9)
+    ax.set_xlabel('meta-training step')
+    ax.set_yscale('symlog', linthresh=1e-2)
+  axes[0][0].legend(fontsize=6)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_beta_sweep(sweeps, path: str, metrics=('mse_5shot', 'mse_10shot',
+                                                'train_mse_other_context')) -> None:
+  """sweeps: {label: {metric: (betas, means, stds)}}: the paper's Fig. 2 analogue."""
+  fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+  for ax, metric in zip(axes[0], metrics):
+    for label, per_metric in sweeps.items():
+      betas, means, stds = per_metric[metric]
+      ax.errorbar(betas, means, yerr=stds, marker='o', ms=4, capsize=3, label=label)
+    ax.set_xscale('symlog', linthresh=min([b for s in sweeps.values()
+                                           for b in s[metric][0] if b > 0] or [1e-6]))
+    ax.set_xlabel('beta')
+    ax.set_title(metric, fontsize=9)
+  axes[0][0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_weight_maps(maps, path: str, title: str = '') -> None:
+  """maps: {label: 2-D array}; |W| as images on one shared colour scale (Fig. 6)."""
+  vmax = max(float(np.max(np.abs(w))) for w in maps.values())
+  fig, axes = plt.subplots(1, len(maps), figsize=(3.6 * len(maps), 3.2), squeeze=False,
+                           constrained_layout=True)
+  for ax, (label, weights) in zip(axes[0], maps.items()):
+    image = ax.imshow(np.abs(weights), aspect='auto', cmap='viridis', vmin=0, vmax=vmax)
+    ax.set_title(label, fontsize=8)
+    ax.set_ylabel('one-hot input')
+    ax.set_xlabel('first-layer unit')
+  fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label='|weight|')
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)

@@ -15,6 +15,11 @@ def run_module(module, *flags):
                         capture_output=True, text=True, timeout=600)
 
 
+def assert_png(test, path):
+  with open(path, 'rb') as f:
+    test.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n', path)
+
+
 class ScriptsTest(absltest.TestCase):
 
   def test_demo_prints_table_and_writes_figure(self):
@@ -24,15 +29,15 @@ class ScriptsTest(absltest.TestCase):
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     for name in ('mr_maml_w', 'mr_maml_w+nb', 'cnp'):
       self.assertIn(f'\n{name} ', proc.stdout)
-    with open(os.path.join(out, 'adapted_curves.png'), 'rb') as f:
-      self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+    assert_png(self, os.path.join(out, 'adapted_curves.png'))
     with open(os.path.join(out, 'results.json')) as f:
       self.assertLen(json.load(f), 3)
 
   def test_reproduction_writes_table_with_paper_numbers(self):
     out = tempfile.mkdtemp()
     proc = run_module('experiments.reproduce_sinusoid', f'--output_dir={out}',
-                      '--iteration_scale=0.0003', '--num_seeds=2', '--algos=cnp,mr_cnp_a')
+                      f'--runs_dir={tempfile.mkdtemp()}', '--iteration_scale=0.0003',
+                      '--num_seeds=2', '--algos=cnp,mr_cnp_a')
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     with open(os.path.join(out, 'sinusoid_table1.md')) as f:
       table = f.read()
@@ -41,6 +46,21 @@ class ScriptsTest(absltest.TestCase):
     self.assertIn('Command: `python -m experiments.reproduce_sinusoid', table)
     with open(os.path.join(out, 'sinusoid_table1.json')) as f:
       self.assertLen(json.load(f)['runs'], 4)
+    for figure in ('learning_curves', 'adapted_curves', 'onehot_weights',
+                   'mr_maml_a_beta_sweep'):
+      assert_png(self, os.path.join(out, f'sinusoid_{figure}.png'))
+
+  def test_plot_draws_every_figure_of_a_sweep(self):
+    run = tempfile.mkdtemp()
+    proc = run_module('experiments.sinusoid', '--algo=mr_cnp_w', '--beta=0,0.1',
+                      '--num_iterations=4', '--log_every=2', '--num_test_tasks=3',
+                      '--num_test_samples=2', f'--output_dir={run}')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    out = tempfile.mkdtemp()
+    proc = run_module('experiments.plot', f'--run_dirs={run}', f'--output_dir={out}')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    for figure in ('learning_curves', 'adapted_curves', 'onehot_weights', 'beta_sweep'):
+      assert_png(self, os.path.join(out, f'{figure}.png'))
 
 
 if __name__ == '__main__':

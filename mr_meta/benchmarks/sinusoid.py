@@ -212,6 +212,21 @@ def evaluate(learner, params, key, config: Config) -> dict:
   return metrics
 
 
+def one_hot_weights(config: Config, params) -> jax.Array:
+  """First-layer weights that read the one-hot (rows: amplitude index), as in Fig. 6.
+
+  For a mean-field layer these are the means mu.
+  """
+  one_hot_rows = slice(1, 1 + tasks.NUM_AMPLITUDES)  # x = (u, one-hot)
+  if 'encoder' in params or 'x_encoder' in params:
+    layer = params.get('encoder', params.get('x_encoder'))['dense_0']
+  elif 'predictor' in params:
+    layer = params['predictor']['dense_0']
+  else:  # plain CNP: the context encoder reads (x, y)
+    layer = params['cnp']['context_encoder']['dense_0']
+  return layer.get('kernel_mu', layer.get('kernel'))[one_hot_rows]
+
+
 def run_names(seeds: Sequence[int], betas: Sequence[float]) -> list[str]:
   return [f'seed{seed}_beta{beta:g}' for seed, beta in zip(seeds, betas)]
 
