@@ -11,6 +11,8 @@ setup(
         'jax>=0.6,<0.11',
         'flax>=0.10.4,<0.13',
         'optax>=0.2.4,<0.3',
+        'orbax-checkpoint>=0.11,<0.13',
+        'tensorboardX>=2.6,<3',
         'absl-py>=2.1,<3',
         'numpy>=1.26,<3',
         'matplotlib>=3.8,<4',

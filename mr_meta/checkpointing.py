@@ -4,12 +4,23 @@ Keys are stored as raw uint32 key data (TrainState.key), which orbax handles
 like any array. Saves are waited for before returning, so a checkpoint on disk
 is always complete, and a killed run resumes from the newest one.
 """
+import logging
 import os
 
 import jax
 import orbax.checkpoint as ocp
 
 from mr_meta.training import TrainState
+
+
+class _QuietOrbax(logging.Filter):
+  """Drops orbax's INFO lines (several per save), which drown the training log."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or f'{os.sep}orbax{os.sep}' not in record.pathname
+
+
+logging.getLogger('absl').addFilter(_QuietOrbax())
 
 
 class Checkpointer:
