@@ -67,10 +67,9 @@ def main(argv):
       variants.append((algo + '+nb', algo, True, sinusoid.VALIDATION_BETAS[(algo, True)]))
   rows, trained = [], {}
   for name, algo, notebook_optimizer, beta in variants:
-    defaults = sinusoid.METHODS[algo]
     config = sinusoid.Config(
         algo=algo, notebook_optimizer=notebook_optimizer,
-        num_iterations=max(1, int(defaults.num_iterations * _ITERATION_SCALE.value)))
+        num_iterations=sinusoid.scaled_iterations(algo, _ITERATION_SCALE.value))
     t0 = time.time()
     results, states = sinusoid.train_and_evaluate(
         config, [_SEED.value], [beta], os.path.join(_OUTPUT_DIR.value, name))

@@ -3,10 +3,12 @@ r"""Reproduces paper Table 1: six methods x 5 seeds on the NME sinusoid.
   python -m experiments.reproduce_sinusoid --output_dir=results
 
 Each method's seeds train as one vmapped population at the paper's iteration
-counts; checkpoints and metrics go to --runs_dir, figures (made by
-experiments/plot.py) next to the table. MR-MAML(W) and MR-MAML(A) also run with the reference notebooks'
-optimiser (a fresh Adam every step, paper_facts G2) as extra rows. Writes OUTPUT_DIR/sinusoid_table1.md (mean and std next to the
-paper's numbers) and OUTPUT_DIR/sinusoid_table1.json (every run).
+counts. MR-MAML(W) and MR-MAML(A) also run with the reference notebooks'
+optimiser (a fresh Adam every step, paper_facts G2) and with beta chosen on
+validation tasks, as extra rows. Writes OUTPUT_DIR/sinusoid_table1.md (mean
+and std next to the paper's numbers), OUTPUT_DIR/sinusoid_table1.json (every
+run) and the figures of experiments/plot.py; checkpoints and metrics go to
+--runs_dir.
 """
 import json
 import os
@@ -124,30 +126,33 @@ def main(argv):
     shutil.rmtree(_RUNS_DIR.value)
   run_dirs = {}
   for algo, notebook_optimizer, beta in variants:
-    defaults = sinusoid.METHODS[algo]
     run_dir = os.path.join(_RUNS_DIR.value, f'{algo}{"_nb" if notebook_optimizer else ""}'
                                             f'_beta{beta:g}')
     run_dirs[(algo, notebook_optimizer, beta)] = run_dir
     config = sinusoid.Config(
         algo=algo, notebook_optimizer=notebook_optimizer,
-        num_iterations=max(1, int(defaults.num_iterations * _ITERATION_SCALE.value)))
+        num_iterations=sinusoid.scaled_iterations(algo, _ITERATION_SCALE.value))
     t0 = time.time()
     runs, _ = sinusoid.train_and_evaluate(config, seeds, [beta] * len(seeds), run_dir)
     rows.append((algo, runs, time.time() - t0))
     everything.extend(runs)
-    print(f'{algo} (notebook optimizer: {notebook_optimizer}, beta {beta:g}): 5-shot {_stat([r["metrics"]["mse_5shot"] for r in runs])} '
-          f'({time.time() - t0:.0f} s)', flush=True)
+    print(f'{algo} (notebook optimizer: {notebook_optimizer}, beta {beta:g}): 5-shot '
+          f'{_stat([r["metrics"]["mse_5shot"] for r in runs])} ({time.time() - t0:.0f} s)',
+          flush=True)
   figure_dirs = [run_dirs[row] for row in FIGURE_ROWS if row in run_dirs]
   if figure_dirs:
-    sinusoid_figures.make_figures(figure_dirs, _OUTPUT_DIR.value, 'sinusoid_', max_runs_per_dir=1)
+    sinusoid_figures.make_figures(figure_dirs, _OUTPUT_DIR.value, 'sinusoid_',
+                                  max_runs_per_dir=1)
   sweep_dir = os.path.join(_RUNS_DIR.value, 'beta_sweep')
-  sweep_config = sinusoid.Config(algo=SWEEP_ALGO, num_iterations=max(
-      1, int(sinusoid.METHODS[SWEEP_ALGO].num_iterations * _ITERATION_SCALE.value)))
+  sweep_config = sinusoid.Config(
+      algo=SWEEP_ALGO,
+      num_iterations=sinusoid.scaled_iterations(SWEEP_ALGO, _ITERATION_SCALE.value))
   sinusoid.train_and_evaluate(
       sweep_config, [s for _ in SWEEP_BETAS for s in range(SWEEP_SEEDS)],
       [b for b in SWEEP_BETAS for _ in range(SWEEP_SEEDS)], sweep_dir)
-  sinusoid_figures.beta_sweep([sinusoid_figures.load_runs(sweep_dir)],
-                  os.path.join(_OUTPUT_DIR.value, f'sinusoid_{SWEEP_ALGO}_beta_sweep.png'))
+  sinusoid_figures.beta_sweep(
+      [sinusoid_figures.load_runs(sweep_dir)],
+      os.path.join(_OUTPUT_DIR.value, f'sinusoid_{SWEEP_ALGO}_beta_sweep.png'))
   table = markdown_table(rows, command.strip(), time.time() - t_start)
   with open(os.path.join(_OUTPUT_DIR.value, 'sinusoid_table1.md'), 'w') as f:
     f.write(table)

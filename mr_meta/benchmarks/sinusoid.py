@@ -118,6 +118,11 @@ class Config:
     return METHODS[self.algo].rho_init if self.rho_init is None else self.rho_init
 
 
+def scaled_iterations(algo: str, scale: float) -> int:
+  """The paper's iteration count of `algo` times `scale` (smoke runs), at least 1."""
+  return max(1, int(METHODS[algo].num_iterations * scale))
+
+
 def build_learner(config: Config) -> objective.MetaLearner:
   example_x = jnp.zeros((config.num_support, tasks.INPUT_DIM))
   example_y = jnp.zeros((config.num_support, 1))
