@@ -32,8 +32,8 @@ def timed_run(config, betas, num_steps):
 
 def main(argv):
   del argv
-  print(f'| algo | steps | compile (s) | 1 run (s) | 8-beta vmapped sweep (s) | '
-        f'8 sequential runs (s) | sweep / 1 run | sequential / sweep |')
+  print('| algo | steps | compile (s) | 1 run (s) | 8-beta vmapped sweep (s) | '
+        '8 sequential runs (s) | sweep / 1 run | sequential / sweep |')
   print('|---|---|---|---|---|---|---|---|')
   for algo in _ALGOS.value:
     config = sinusoid.Config(algo=algo)

@@ -11,11 +11,8 @@ import time
 
 from absl.testing import absltest
 import chex
-import jax
 from tensorboardX.proto import event_pb2
 
-from mr_meta import checkpointing
-from mr_meta import training
 from mr_meta.benchmarks import sinusoid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,15 +29,7 @@ def run_binary(*flags):
 
 
 def final_states(output_dir, algo, num_runs=1):
-  config = sinusoid.Config(algo=algo)
-  learner, optimizer = sinusoid.build_learner(config), sinusoid.build_optimizer(config)
-  keys, _ = training.make_population([0] * num_runs, [0.0] * num_runs)
-  like = jax.vmap(lambda k: training.init_state(learner, optimizer, k))(keys)
-  checkpointer = checkpointing.Checkpointer(os.path.join(output_dir, 'checkpoints'))
-  try:
-    return checkpointer.latest_step(), checkpointer.restore(like)
-  finally:
-    checkpointer.close()
+  return sinusoid.restore_states(output_dir, sinusoid.Config(algo=algo), num_runs)
 
 
 def read_events(path):

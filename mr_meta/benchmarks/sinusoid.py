@@ -217,7 +217,7 @@ def evaluate(learner, params, key, config: Config) -> dict:
   return metrics
 
 
-def one_hot_weights(config: Config, params) -> jax.Array:
+def one_hot_weights(params) -> jax.Array:
   """First-layer weights that read the one-hot (rows: amplitude index), as in Fig. 6.
 
   For a mean-field layer these are the means mu.
@@ -230,6 +230,18 @@ def one_hot_weights(config: Config, params) -> jax.Array:
   else:  # plain CNP: the context encoder reads (x, y)
     layer = params['cnp']['context_encoder']['dense_0']
   return layer.get('kernel_mu', layer.get('kernel'))[one_hot_rows]
+
+
+def restore_states(output_dir: str, config: Config, population_size: int):
+  """(step, TrainState) of the newest checkpoint of a population run in `output_dir`."""
+  learner, optimizer = build_learner(config), build_optimizer(config)
+  keys, _ = training.make_population([0] * population_size, [0.0] * population_size)
+  like = jax.vmap(lambda k: training.init_state(learner, optimizer, k))(keys)
+  checkpointer = checkpointing.Checkpointer(os.path.join(output_dir, 'checkpoints'))
+  try:
+    return checkpointer.latest_step(), checkpointer.restore(like)
+  finally:
+    checkpointer.close()
 
 
 def run_names(seeds: Sequence[int], betas: Sequence[float]) -> list[str]:
@@ -260,7 +272,8 @@ def train_and_evaluate(config: Config, seeds: Sequence[int], betas: Sequence[flo
   def on_chunk_end(step, states, metrics):
     if writer is not None:
       for i in range(len(seeds)):
-        writer.write(step, i, {k: np.asarray(v).reshape(-1)[i if np.size(v) > 1 else 0]
+        # Per-run metrics have a population axis; steps/s is one number for all.
+        writer.write(step, i, {k: v if np.ndim(v) == 0 else v[i]
                                for k, v in metrics.items()})
       writer.flush()
     if checkpointer is not None and (step % config.checkpoint_every == 0

@@ -11,11 +11,9 @@ import os
 import jax
 import numpy as np
 
-from mr_meta import checkpointing
 from mr_meta import metric_writers
 from mr_meta import objective
 from mr_meta import plotting
-from mr_meta import training
 from mr_meta.benchmarks import sinusoid
 from mr_meta.tasks import sinusoid as sinusoid_tasks
 
@@ -29,36 +27,28 @@ class Run:
   config: sinusoid.Config
   results: list[dict]
   directory: str
+  population_size: int  # runs trained together (results may hold only the first few)
 
 
 def load_runs(directory: str, max_runs: int | None = None) -> Run:
   """The runs of an output directory (the first `max_runs` of a population)."""
   with open(os.path.join(directory, 'results.json')) as f:
     results = json.load(f)
-  results = (results if isinstance(results, list) else [results])[:max_runs]
+  results = results if isinstance(results, list) else [results]
+  population_size = len(results)
+  results = results[:max_runs]
   fields = {f.name for f in dataclasses.fields(sinusoid.Config)}
   config = {k: v for k, v in results[0]['config'].items() if k in fields}
   config['test_shots'] = tuple(config['test_shots'])
   return Run(os.path.basename(os.path.normpath(directory)), sinusoid.Config(**config),
-             results, directory)
+             results, directory, population_size)
 
 
 def final_params(run: Run):
-  """Every run's final parameters, restored from the newest checkpoint."""
-  learner = sinusoid.build_learner(run.config)
-  optimizer = sinusoid.build_optimizer(run.config)
-  with open(os.path.join(run.directory, 'results.json')) as f:
-    population = json.load(f)
-  population_size = len(population) if isinstance(population, list) else 1
-  keys, _ = training.make_population([0] * population_size, [0.0] * population_size)
-  like = jax.vmap(lambda k: training.init_state(learner, optimizer, k))(keys)
-  checkpointer = checkpointing.Checkpointer(os.path.join(run.directory, 'checkpoints'))
-  try:
-    states = checkpointer.restore(like)
-  finally:
-    checkpointer.close()
-  return learner, [jax.tree.map(lambda x, i=i: x[i], states.params)
-                   for i in range(len(run.results))]
+  """The learner and every run's final parameters, from the newest checkpoint."""
+  _, states = sinusoid.restore_states(run.directory, run.config, run.population_size)
+  return sinusoid.build_learner(run.config), [
+      jax.tree.map(lambda x, i=i: x[i], states.params) for i in range(len(run.results))]
 
 
 def _label(run: Run, result: dict) -> str:
@@ -91,7 +81,7 @@ def adapted_curves_and_weights(runs, curves_path, weights_path):
     learner, params_list = final_params(run)
     for result, params in zip(run.results, params_list):
       label = _label(run, result)
-      weight_maps[label] = np.asarray(sinusoid.one_hot_weights(run.config, params))
+      weight_maps[label] = np.asarray(sinusoid.one_hot_weights(params))
       for task, per_task in zip(panels, predictions):
         per_task[label] = np.asarray(objective.predict_averaged(
             learner, params, jax.random.PRNGKey(result['seed']), task.support_x,
