@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test reproduce-sinusoid clean
+.PHONY: demo test reproduce-sinusoid reproduce-pose data clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,15 @@ test: $(STAMP)
 
 reproduce-sinusoid: $(STAMP)
 	$(PY) -m experiments.reproduce_sinusoid --output_dir=results
+
+# Tables 2-3 and the Fig. 2 sweep on the CPU protocol (about an hour on 2 cores).
+reproduce-pose: $(STAMP)
+	$(PY) -m experiments.reproduce_pose --output_dir=results
+
+# Renders the pose benchmark into data_cache/pose (or reuses it) and writes
+# results/pose_contact_sheet.png.
+data: $(STAMP)
+	$(PY) -m mr_meta.tasks.pose_data
 
 clean:
 	rm -rf runs $(VENV)

@@ -16,6 +16,7 @@ setup(
         'absl-py>=2.1,<3',
         'numpy>=1.26,<3',
         'matplotlib>=3.8,<4',
+        'mujoco>=3.1,<4',
     ],
     extras_require={'test': ['pytest>=8', 'chex>=0.1.89,<0.2']},
 )

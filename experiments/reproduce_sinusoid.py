@@ -12,7 +12,6 @@ run) and the figures of experiments/plot.py; checkpoints and metrics go to
 """
 import json
 import os
-import platform
 import shutil
 import sys
 import time
@@ -22,6 +21,7 @@ from absl import flags
 import jax
 import numpy as np
 
+from mr_meta import provenance
 from mr_meta.benchmarks import sinusoid
 from mr_meta.benchmarks import sinusoid_figures
 
@@ -56,17 +56,6 @@ NAMES = {'maml': 'MAML', 'mr_maml_a': 'MR-MAML(A)', 'mr_maml_w': 'MR-MAML(W)',
          'cnp': 'CNP', 'mr_cnp_a': 'MR-CNP(A)', 'mr_cnp_w': 'MR-CNP(W)'}
 
 
-def machine() -> str:
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open('/proc/cpuinfo') as f:
-      cpu = next(line.split(':', 1)[1].strip() for line in f if 'model name' in line)
-  except (OSError, StopIteration):
-    pass
-  return (f'{cpu}, {os.cpu_count()} cores, jax {jax.__version__} on '
-          f'{jax.default_backend()}')
-
-
 def _stat(values) -> str:
   return f'{np.mean(values):.3f} ({np.std(values):.3f})'
 
@@ -75,7 +64,7 @@ def markdown_table(rows, command: str, wall_seconds: float) -> str:
   lines = [
       '# NME sinusoid: paper Table 1 reproduction', '',
       f'Command: `{command}`  ',
-      f'Machine: {machine()}  ',
+      f'Machine: {provenance.machine()}  ',
       f'Wall time: {wall_seconds / 60:.1f} min for everything below.', '',
       'Test MSE over the same 100 meta-test tasks (A ~ U(0.1, 4), random one-hot, '
       'noiseless targets on [-5, 5]); mean (std) over seeds. "own / other ctx" is the '
@@ -157,7 +146,7 @@ def main(argv):
   with open(os.path.join(_OUTPUT_DIR.value, 'sinusoid_table1.md'), 'w') as f:
     f.write(table)
   with open(os.path.join(_OUTPUT_DIR.value, 'sinusoid_table1.json'), 'w') as f:
-    json.dump({'command': command.strip(), 'machine': machine(), 'runs': everything}, f,
+    json.dump({'command': command.strip(), 'machine': provenance.machine(), 'runs': everything}, f,
               indent=2)
   print(table)
 

@@ -6,35 +6,20 @@ r"""Trains and scores one method on the NME sinusoid benchmark (paper Table 1).
 
 Writes OUTPUT_DIR/results.json (a list for a sweep or several seeds).
 """
-import json
-import math
-import os
-import shutil
-
 from absl import app
 from absl import flags
 from absl import logging
-import numpy as np
 
-from mr_meta import provenance
-from mr_meta import training
+from experiments import common
 from mr_meta.benchmarks import sinusoid
 
 _ALGO = flags.DEFINE_enum('algo', 'mr_maml_w', sorted(sinusoid.METHODS), 'Method.')
-_BETA = flags.DEFINE_string(
-    'beta', None, 'KL weight; a comma-separated list trains a vmapped sweep. '
-    "Default: the method's paper value.")
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the run (every beta of a sweep shares it).')
-_NUM_SEEDS = flags.DEFINE_integer(
-    'num_seeds', 1, 'Train seeds seed..seed+n-1 for every beta, all in one vmapped program.')
 _EVAL_SPLIT = flags.DEFINE_enum(
     'eval_split', 'test', ['test', 'validation'],
     "Score on the test tasks, or on validation tasks (same distribution, other seed) "
     'to choose hyperparameters.')
 _NUM_ITERATIONS = flags.DEFINE_integer(
     'num_iterations', None, "Meta-training steps. Default: the method's paper count.")
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where results.json goes.',
-                                  required=True)
 _RHO_INIT = flags.DEFINE_float('rho_init', None, 'Initial rho of mean-field weights.')
 _META_BATCH = flags.DEFINE_integer('meta_batch_size', 1, 'Tasks per outer step.')
 _NUM_SUPPORT = flags.DEFINE_integer('num_support', 10, 'Support points per training task.')
@@ -55,39 +40,9 @@ _NUM_TEST_TASKS = flags.DEFINE_integer('num_test_tasks', 100, 'Meta-test tasks.'
 _NUM_TEST_SAMPLES = flags.DEFINE_integer(
     'num_test_samples', None,
     "Posterior samples averaged at test (Alg. 3). Default: the method's.")
-_LOG_EVERY = flags.DEFINE_integer('log_every', 1000, 'Steps per jitted chunk and log line.')
-_CHECKPOINT_EVERY = flags.DEFINE_integer(
-    'checkpoint_every', 5000, 'Checkpoint period in steps (taken at chunk ends).')
-_KEEP_CHECKPOINTS = flags.DEFINE_integer('keep_checkpoints', 3, 'Checkpoints kept.')
-_OVERWRITE = flags.DEFINE_bool(
-    'overwrite', False, 'Delete a previous run with different flags in --output_dir.')
 
 
-def parse_betas(text: str | None, default: float) -> list[float]:
-  if text is None:
-    return [default]
-  try:
-    betas = [float(b) for b in text.split(',') if b.strip()]
-  except ValueError:
-    raise ValueError(f'--beta must be comma-separated numbers, got {text!r}.') from None
-  if not betas:
-    raise ValueError('--beta is empty.')
-  if not all(math.isfinite(b) and b >= 0 for b in betas):
-    raise ValueError(f'--beta must be finite and non-negative, got {text!r}.')
-  return betas
-
-
-def _valid_beta(text: str | None) -> bool:
-  try:
-    parse_betas(text, 0.0)
-  except ValueError:
-    return False
-  return True
-
-
-flags.register_validator('num_seeds', lambda n: n >= 1, '--num_seeds must be at least 1.')
-flags.register_validator(
-    'beta', _valid_beta, '--beta must be a comma-separated list of finite non-negative numbers.')
+common.define_population_flags(log_every=1000)
 
 
 def config_from_flags() -> sinusoid.Config:
@@ -105,68 +60,24 @@ def config_from_flags() -> sinusoid.Config:
         train_inner_steps=_TRAIN_INNER.value, test_inner_steps=_TEST_INNER.value,
         first_order=_FIRST_ORDER.value, test_shots=shots,
         num_test_tasks=_NUM_TEST_TASKS.value, num_test_samples=_NUM_TEST_SAMPLES.value,
-        eval_split=_EVAL_SPLIT.value, log_every=_LOG_EVERY.value,
-        checkpoint_every=_CHECKPOINT_EVERY.value, keep_checkpoints=_KEEP_CHECKPOINTS.value)
+        eval_split=_EVAL_SPLIT.value, **common.logging_settings())
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-
-
-# Flags that change no number: a run may resume under other values of these.
-_RESUMABLE_FLAGS = ('output_dir', 'overwrite', 'log_every', 'checkpoint_every',
-                    'keep_checkpoints')
-
-
-def run_flags() -> dict:
-  holders = [v for v in globals().values() if isinstance(v, flags.FlagHolder)]
-  return {h.name: h.value for h in holders if h.name not in _RESUMABLE_FLAGS}
-
-
-def prepare_output_dir(output_dir: str, run: dict) -> None:
-  """Refuses to mix runs: an existing run must have the same flags, or --overwrite."""
-  path = os.path.join(output_dir, 'config.json')
-  if os.path.exists(path):
-    with open(path) as f:
-      previous = json.load(f).get('flags')
-    if previous != run:
-      if not _OVERWRITE.value:
-        changed = sorted(k for k in set(previous or {}) | set(run)
-                         if (previous or {}).get(k) != run.get(k))
-        raise app.UsageError(
-            f'{output_dir} holds a run with different flags ({", ".join(changed)}); '
-            'pass --overwrite to replace it or choose another --output_dir.')
-      logging.warning('--overwrite: deleting the previous run in %s', output_dir)
-      shutil.rmtree(output_dir)
-  os.makedirs(output_dir, exist_ok=True)
-  with open(path, 'w') as f:
-    json.dump({'flags': run, 'environment': provenance.describe_environment()}, f,
-              indent=2, default=str)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = config_from_flags()
-  betas = parse_betas(_BETA.value, sinusoid.METHODS[config.algo].beta)
-  prepare_output_dir(_OUTPUT_DIR.value, run_flags())
-  logging.info('Training %s for %d steps, betas %s, seed %d', config.algo,
-               config.iterations, betas, _SEED.value)
-  seeds = range(_SEED.value, _SEED.value + _NUM_SEEDS.value)
-  runs = [(seed, beta) for beta in betas for seed in seeds]
-  try:
-    results, _ = sinusoid.train_and_evaluate(
-        config, [s for s, _ in runs], [b for _, b in runs], _OUTPUT_DIR.value)
-  except training.NonFiniteLossError as e:
-    raise SystemExit(f'Stopped: {e}') from None
-  for r in results:
-    print(f"{r['algo']} beta={r['beta']:g} seed={r['seed']}: " + '  '.join(
-        f'{k}={v:.4f}' for k, v in r['metrics'].items()))
-  if _NUM_SEEDS.value > 1:
-    print(f'Mean (std) over {_NUM_SEEDS.value} seeds, {config.eval_split} tasks:')
-    for beta in betas:
-      group = [r['metrics'] for r in results if r['beta'] == beta]
-      print(f'  beta={beta:g}: ' + '  '.join(
-          f'{k}={np.mean([m[k] for m in group]):.3f} ({np.std([m[k] for m in group]):.3f})'
-          for k in group[0]))
+  seeds, betas = common.population(sinusoid.METHODS[config.algo].beta)
+  common.prepare_output_dir(flags.FLAGS.output_dir, common.run_flags(__name__),
+                            flags.FLAGS.overwrite)
+  logging.info('Training %s for %d steps, betas %s, seeds %s', config.algo,
+               config.iterations, sorted(set(betas)), sorted(set(seeds)))
+  mesh = common.task_mesh(config.meta_batch_size)
+  results, _ = common.run_or_exit(sinusoid.train_and_evaluate, config, seeds, betas,
+                                  flags.FLAGS.output_dir, mesh)
+  common.print_results(results, flags.FLAGS.num_seeds, config.eval_split)
 
 
 if __name__ == '__main__':

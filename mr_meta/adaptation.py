@@ -7,10 +7,27 @@ inner loop but still receives exact meta-gradients through it.
 """
 from typing import Any, Callable
 
+import flax.traverse_util
 import jax
 
 Params = Any
 Batch = Any
+
+# Parameter subtrees whose name starts with this stay fixed in the inner loop
+# and are trained in the outer loop only (the reference code's BN offsets, G9).
+NOT_ADAPTED_PREFIX = 'batch_norm'
+
+
+def split_adapted(params: Params) -> tuple[dict, dict]:
+  """(adapted, fixed) flat dicts of `params`; `merge_adapted` undoes it."""
+  flat = flax.traverse_util.flatten_dict(params)
+  fixed = {path: leaf for path, leaf in flat.items()
+           if any(name.startswith(NOT_ADAPTED_PREFIX) for name in path)}
+  return {path: leaf for path, leaf in flat.items() if path not in fixed}, fixed
+
+
+def merge_adapted(adapted: dict, fixed: dict) -> Params:
+  return flax.traverse_util.unflatten_dict({**adapted, **fixed})
 
 
 def adapt(loss_fn: Callable[[Params, Batch], jax.Array], params: Params,

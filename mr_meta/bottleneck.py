@@ -31,14 +31,17 @@ class GaussianBottleneck(nn.Module):
 
 
 class BottleneckEncoder(nn.Module):
-  """A ReLU trunk followed by the bottleneck: x -> (z, KL per point and dim)."""
+  """[trunk ->] ReLU layers -> the bottleneck: x -> (z, KL per point and dim)."""
   hidden: Sequence[int]
   latent_dim: int
   kernel_init: nn.initializers.Initializer = nn.initializers.glorot_uniform()
+  trunk: nn.Module | None = None  # e.g. a conv feature extractor for images
 
   @nn.compact
   def __call__(self, x: jax.Array, key: jax.Array | None,
                deterministic: bool = False):
+    if self.trunk is not None:
+      x = self.trunk(x)
     for i, width in enumerate(self.hidden):
       x = nn.relu(nn.Dense(width, kernel_init=self.kernel_init, name=f'dense_{i}')(x))
     return GaussianBottleneck(self.latent_dim, kernel_init=self.kernel_init,

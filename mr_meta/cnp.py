@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from mr_meta import bottleneck
 from mr_meta import encoders
 from mr_meta import networks
+from mr_meta import stochastic_weights
 from mr_meta.objective import MetaLearner, Task
 
 # tf.layers.dense(kernel_initializer='normal') in the reference notebook.
@@ -30,15 +31,22 @@ class ConditionalNeuralProcess(nn.Module):
   latent_dim: int = 5
   decoder_hidden: Sequence[int] = (100, 100)
   output_dim: int = 1
+  # The pose code lifts y with a Dense before concatenating it to w.
+  y_lift_dim: int | None = None
+  kernel_init: nn.initializers.Initializer = CNP_KERNEL_INIT
 
   def setup(self):
     self.context_encoder = networks.MLP(
-        (*self.encoder_hidden, self.representation_dim), kernel_init=CNP_KERNEL_INIT)
-    self.r_to_z = nn.Dense(self.latent_dim, kernel_init=CNP_KERNEL_INIT)
+        (*self.encoder_hidden, self.representation_dim), kernel_init=self.kernel_init)
+    self.r_to_z = nn.Dense(self.latent_dim, kernel_init=self.kernel_init)
     self.decoder = networks.MLP(
-        (*self.decoder_hidden, self.output_dim), kernel_init=CNP_KERNEL_INIT)
+        (*self.decoder_hidden, self.output_dim), kernel_init=self.kernel_init)
+    if self.y_lift_dim is not None:
+      self.lift_y = nn.Dense(self.y_lift_dim, kernel_init=self.kernel_init)
 
   def __call__(self, context_w, context_y, target_w):
+    if self.y_lift_dim is not None:
+      context_y = self.lift_y(context_y)
     r = self.context_encoder(jnp.concatenate([context_w, context_y], axis=-1))
     z = self.r_to_z(jnp.mean(r, axis=0))
     z = jnp.broadcast_to(z, (target_w.shape[0], z.shape[-1]))
@@ -62,8 +70,13 @@ def cnp_learner(
     rho_init: float = -3.0,
     activation_kl_dims: str = 'sum',
     loss_fn: Callable[[jax.Array, jax.Array], jax.Array] = gaussian_nll_sum,
+    bayesian_cnp: bool = False,
 ) -> MetaLearner:
-  """Builds a CNP-family learner; see `maml.maml_learner` for the encoder kinds."""
+  """Builds a CNP-family learner; see `maml.maml_learner` for the encoder kinds.
+
+  `bayesian_cnp` makes every CNP kernel mean-field too (CNP + BbB on all
+  weights, paper Table 3; use with encoder_kind 'weights').
+  """
   regularized_encoder = encoders.RegularizedEncoder(x_encoder, encoder_kind, rho_init)
 
   def init(key):
@@ -71,6 +84,8 @@ def cnp_learner(
     encoder_params, w = regularized_encoder.init(enc_key, example_x)
     params = {} if encoder_params is None else {'x_encoder': encoder_params}
     params['cnp'] = cnp.init(cnp_key, w, example_y, w)['params']
+    if bayesian_cnp:
+      params['cnp'] = stochastic_weights.init_mean_field(cnp_key, params['cnp'], rho_init)
     return params
 
   def encode(params, key, x):
@@ -94,4 +109,4 @@ def cnp_learner(
     return forward(params, key, support_x, support_y, query_x)[0]
 
   return MetaLearner(name=name, init=init, task_loss=task_loss, predict=predict,
-                     stochastic_prediction=encoder_kind != 'none')
+                     stochastic_prediction=encoder_kind != 'none' or bayesian_cnp)

@@ -1,6 +1,7 @@
 """The non-adapted input encoder that meta-regularisation acts on.
 
   kind 'none':        no encoder; the learner sees x (plain MAML / CNP)
+  kind 'plain':       a deterministic, unregularised encoder (CNP on images)
   kind 'weights':     a mean-field Bayesian network, KL on its weights (MR-*(W))
   kind 'activations': a Gaussian bottleneck, KL on its output (MR-*(A))
 """
@@ -12,7 +13,7 @@ import jax
 
 from mr_meta import stochastic_weights
 
-EncoderKind = Literal['none', 'weights', 'activations']
+EncoderKind = Literal['none', 'plain', 'weights', 'activations']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +23,7 @@ class RegularizedEncoder:
   rho_init: float = -3.0  # initial rho of the mean-field weights (kind 'weights')
 
   def __post_init__(self):
-    if self.kind not in ('none', 'weights', 'activations'):
+    if self.kind not in ('none', 'plain', 'weights', 'activations'):
       raise ValueError(f'Unknown encoder kind {self.kind!r}.')
     if (self.module is None) != (self.kind == 'none'):
       raise ValueError('An encoder module and an encoder kind must be given together.')
@@ -31,6 +32,9 @@ class RegularizedEncoder:
     """Returns (encoder params or None, features of example_x for shape inference)."""
     if self.kind == 'none':
       return None, example_x
+    if self.kind == 'plain':
+      params = self.module.init(key, example_x)['params']
+      return params, self.module.apply({'params': params}, example_x)
     if self.kind == 'weights':
       deterministic = self.module.init(key, example_x)['params']
       return (stochastic_weights.init_mean_field(key, deterministic, self.rho_init),
@@ -45,6 +49,6 @@ class RegularizedEncoder:
     """
     if self.kind == 'none':
       return x, None
-    if self.kind == 'weights':
+    if self.kind in ('plain', 'weights'):
       return self.module.apply({'params': params}, x), None
     return self.module.apply({'params': params}, x, key, deterministic)

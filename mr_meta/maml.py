@@ -1,7 +1,7 @@
 """MAML, MR-MAML(W) and MR-MAML(A) as `MetaLearner`s (paper Alg. 2).
 
 The model is predictor(encoder(x)). Only the predictor is adapted in the
-inner loop; the encoder is
+inner loop (except its `batch_norm*` offsets, G9); the encoder is
   * absent (MAML: the predictor sees x and everything is adapted),
   * a mean-field Bayesian network (MR-MAML(W): KL on its weights), or
   * a Gaussian bottleneck (MR-MAML(A): KL on the query encodings, Eq. 3).
@@ -35,6 +35,7 @@ def maml_learner(
     activation_kl_dims: str = 'mean',
     first_order: bool = False,
     use_scan: bool = True,
+    rematerialize: bool = False,
     loss_fn: Callable[[jax.Array, jax.Array], jax.Array] = mse,
 ) -> MetaLearner:
   """Builds a MAML-family learner.
@@ -52,6 +53,7 @@ def maml_learner(
     activation_kl_dims: 'mean' or 'sum' over latent dims (the notebook: mean).
     first_order: FOMAML.
     use_scan: `lax.scan` the inner loop instead of unrolling it.
+    rematerialize: `jax.checkpoint` each inner step (less memory, more compute).
     loss_fn: support and query loss.
   """
   regularized_encoder = encoders.RegularizedEncoder(encoder, encoder_kind, rho_init)
@@ -67,13 +69,17 @@ def maml_learner(
     return regularized_encoder.apply(params.get('encoder'), key, x, deterministic)
 
   def adapted_predictor(params, support_z, support_y, num_steps):
-    def support_loss(predictor_params, batch):
+    adapted, fixed = adaptation.split_adapted(params['predictor'])
+
+    def support_loss(adapted_params, batch):
       z, y = batch
-      return loss_fn(predictor.apply({'params': predictor_params}, z), y)
-    return adaptation.adapt(
-        support_loss, params['predictor'], (support_z, support_y),
+      merged = adaptation.merge_adapted(adapted_params, fixed)
+      return loss_fn(predictor.apply({'params': merged}, z), y)
+    fast = adaptation.adapt(
+        support_loss, adapted, (support_z, support_y),
         learning_rate=inner_lr, num_steps=num_steps, first_order=first_order,
-        use_scan=use_scan)
+        use_scan=use_scan, rematerialize=rematerialize)
+    return adaptation.merge_adapted(fast, fixed)
 
   def task_loss(params, key, task: Task):
     support_key, query_key = jax.random.split(key)

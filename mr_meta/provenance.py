@@ -8,7 +8,7 @@ import sys
 import jax
 
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'absl-py',
-            'tensorboardX', 'mr_meta')
+            'tensorboardX', 'mujoco', 'mr_meta')
 
 
 def _version(package: str) -> str | None:
@@ -40,3 +40,16 @@ def describe_environment() -> dict:
       'git_commit': git_commit(),
       'argv': sys.argv,
   }
+
+
+def machine() -> str:
+  """One line for results tables: CPU model, core count, jax version and backend."""
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open('/proc/cpuinfo') as f:
+      cpu = next(line.split(':', 1)[1].strip() for line in f if 'model name' in line)
+  except (OSError, StopIteration):
+    pass
+  devices = ', '.join(sorted({d.device_kind for d in jax.devices()}))
+  return (f'{cpu}, {os.cpu_count()} cores, jax {jax.__version__} on '
+          f'{jax.default_backend()} ({devices})')

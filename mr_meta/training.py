@@ -17,14 +17,17 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 import optax
 
 from mr_meta import objective
+from mr_meta import sharding
 from mr_meta.objective import MetaLearner, Task
 
 Params = Any
-# (key, meta_batch_size) -> a Task batch with leading axis meta_batch_size.
-TaskSampler = Callable[[jax.Array], Task]
+# key -> a Task batch with a leading meta-batch axis; samplers of image
+# benchmarks take the images as a second argument: (key, task_data) -> Task.
+TaskSampler = Callable[..., Task]
 
 
 @flax.struct.dataclass
@@ -43,11 +46,18 @@ def init_state(learner: MetaLearner, optimizer: optax.GradientTransformation,
 
 
 def train_step(learner: MetaLearner, optimizer: optax.GradientTransformation,
-               sample_tasks: TaskSampler, state: TrainState, beta: jax.Array):
-  """Samples a meta-batch for step `state.step` and applies one outer update."""
+               sample_tasks: TaskSampler, state: TrainState, beta: jax.Array,
+               task_data: Any = None, mesh: Mesh | None = None):
+  """Samples a meta-batch for step `state.step` and applies one outer update.
+
+  With a `mesh`, the meta-batch's tasks are split across its devices.
+  """
   step_key = jax.random.fold_in(jax.random.fold_in(state.key, 1), state.step)
   data_key, loss_key = jax.random.split(step_key)
-  tasks = sample_tasks(data_key)
+  tasks = (sample_tasks(data_key) if task_data is None
+           else sample_tasks(data_key, task_data))
+  if mesh is not None:
+    tasks = sharding.shard_tasks(tasks, mesh)
   grads, metrics = jax.grad(objective.meta_objective, argnums=1, has_aux=True)(
       learner, state.params, loss_key, tasks, beta)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -77,14 +87,18 @@ def train_population(learner: MetaLearner, optimizer: optax.GradientTransformati
                      sample_tasks: TaskSampler, keys: jax.Array, betas: jax.Array,
                      num_steps: int, *, log_every: int = 1000,
                      states: TrainState | None = None,
-                     on_chunk_end: Callable[[int, TrainState, dict], None] | None = None):
+                     on_chunk_end: Callable[[int, TrainState, dict], None] | None = None,
+                     task_data: Any = None, mesh: Mesh | None = None):
   """Trains every run of the population for `num_steps` steps (from `states` if given).
 
   Steps run in jitted chunks of `log_every` under `lax.scan`, so Python is
   touched once per chunk. Returns (states, history) where history holds the
   mean per-chunk metrics, shape [num_chunks, population]. After every chunk
   whose losses are all finite, `on_chunk_end(step, states, metrics)` runs
-  (checkpoints and metric writers hook in here).
+  (checkpoints and metric writers hook in here). `task_data` is shared by
+  every run and passed to `sample_tasks` as a jit argument. With a `mesh`,
+  every meta-batch is split across its devices (`sharding`); the results
+  match a single device up to float reassociation.
 
   Raises:
     NonFiniteLossError: a loss became NaN/Inf; the error holds the states from
@@ -92,21 +106,23 @@ def train_population(learner: MetaLearner, optimizer: optax.GradientTransformati
   """
   if states is None:
     states = jax.jit(jax.vmap(lambda k: init_state(learner, optimizer, k)))(keys)
+  if mesh is not None:
+    states, betas, task_data = sharding.replicate((states, betas, task_data), mesh)
 
-  def chunk(state, beta, length):
+  def chunk(state, beta, task_data, length):
     def body(s, _):
-      return train_step(learner, optimizer, sample_tasks, s, beta)
+      return train_step(learner, optimizer, sample_tasks, s, beta, task_data, mesh)
     state, metrics = jax.lax.scan(body, state, None, length=length)
     finite = jnp.all(jnp.isfinite(metrics['loss']))
     return state, jax.tree.map(jnp.mean, metrics), finite
 
-  run_chunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, None)), static_argnums=2)
+  run_chunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, None, None)), static_argnums=3)
   history = []
   start_step = int(np.max(jax.device_get(states.step)))
   done, t_start = 0, time.time()
   while done < num_steps:
     length = min(log_every, num_steps - done)
-    new_states, metrics, finite = run_chunk(states, betas, length)
+    new_states, metrics, finite = run_chunk(states, betas, task_data, length)
     if not bool(jnp.all(finite)):
       bad = [int(i) for i in np.flatnonzero(~np.asarray(finite))]
       raise NonFiniteLossError(

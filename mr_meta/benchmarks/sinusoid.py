@@ -1,23 +1,17 @@
 """The NME sinusoid benchmark (paper Table 1): models, defaults, evaluation, runs."""
 import dataclasses
-import json
-import os
 from typing import Sequence
 
-from absl import logging
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from mr_meta import bottleneck
-from mr_meta import checkpointing
 from mr_meta import cnp
 from mr_meta import maml
-from mr_meta import metric_writers
 from mr_meta import networks
 from mr_meta import objective
 from mr_meta import optimizers
-from mr_meta import training
+from mr_meta.benchmarks import runner
 from mr_meta.tasks import sinusoid as tasks
 
 # Fixed so that every method and seed is scored on the same tasks. Validation
@@ -234,81 +228,22 @@ def one_hot_weights(params) -> jax.Array:
 
 def restore_states(output_dir: str, config: Config, population_size: int):
   """(step, TrainState) of the newest checkpoint of a population run in `output_dir`."""
-  learner, optimizer = build_learner(config), build_optimizer(config)
-  keys, _ = training.make_population([0] * population_size, [0.0] * population_size)
-  like = jax.vmap(lambda k: training.init_state(learner, optimizer, k))(keys)
-  checkpointer = checkpointing.Checkpointer(os.path.join(output_dir, 'checkpoints'))
-  try:
-    return checkpointer.latest_step(), checkpointer.restore(like)
-  finally:
-    checkpointer.close()
-
-
-def run_names(seeds: Sequence[int], betas: Sequence[float]) -> list[str]:
-  return [f'seed{seed}_beta{beta:g}' for seed, beta in zip(seeds, betas)]
+  return runner.restore_states(output_dir, build_learner(config),
+                               build_optimizer(config), population_size)
 
 
 def train_and_evaluate(config: Config, seeds: Sequence[int], betas: Sequence[float],
-                       output_dir: str | None = None):
-  """Trains the population {(seeds[i], betas[i])} in one program and scores it.
-
-  With `output_dir`: resumes from its newest checkpoint if there is one, saves
-  checkpoints every `config.checkpoint_every` steps and at the end, logs
-  scalars to metrics.jsonl and TensorBoard, and writes results.json (a dict
-  for one run, else a list). Returns (one result dict per run, final states).
-  """
-  learner, optimizer = build_learner(config), build_optimizer(config)
-  keys, beta_array = training.make_population(seeds, betas)
-  states = jax.jit(jax.vmap(lambda k: training.init_state(learner, optimizer, k)))(keys)
-  checkpointer = writer = None
-  if output_dir is not None:
-    checkpointer = checkpointing.Checkpointer(
-        os.path.join(output_dir, 'checkpoints'), config.keep_checkpoints)
-    if checkpointer.latest_step() is not None:
-      states = checkpointer.restore(states)
-      logging.info('Resumed from the checkpoint at step %d.', checkpointer.latest_step())
-    writer = metric_writers.MetricWriter(output_dir, run_names(seeds, betas))
-
-  def on_chunk_end(step, states, metrics):
-    if writer is not None:
-      for i in range(len(seeds)):
-        # Per-run metrics have a population axis; steps/s is one number for all.
-        writer.write(step, i, {k: v if np.ndim(v) == 0 else v[i]
-                               for k, v in metrics.items()})
-      writer.flush()
-    if checkpointer is not None and (step % config.checkpoint_every == 0
-                                     or step == config.iterations):
-      checkpointer.save(step, states)
-
-  done = int(np.max(jax.device_get(states.step)))
-  try:
-    states, _ = training.train_population(
-        learner, optimizer, task_sampler(config), keys, beta_array,
-        max(config.iterations - done, 0), log_every=config.log_every, states=states,
-        on_chunk_end=on_chunk_end)
-  finally:
-    if checkpointer is not None:
-      checkpointer.close()
-  eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
-  metrics = jax.device_get(jax.jit(jax.vmap(lambda p, k: evaluate(learner, p, k, config)))(
-      states.params, eval_keys))
-  results = []
-  for i, (seed, beta) in enumerate(zip(seeds, betas)):
-    run_metrics = {name: float(values[i]) for name, values in metrics.items()}
-    if writer is not None:
-      writer.write(config.iterations, i, {f'eval/{k}': v for k, v in run_metrics.items()})
-    results.append({
-        'benchmark': 'sinusoid',
-        'algo': config.algo,
-        'beta': float(beta),
-        'seed': int(seed),
-        'metrics': run_metrics,
-        'config': {**dataclasses.asdict(config), 'num_iterations': config.iterations,
-                   'rho_init': config.rho, 'num_test_samples': config.test_samples,
-                   'test_shots': list(config.test_shots)},
-    })
-  if output_dir is not None:
-    writer.close()
-    with open(os.path.join(output_dir, 'results.json'), 'w') as f:
-      json.dump(results[0] if len(results) == 1 else results, f, indent=2)
-  return results, states
+                       output_dir: str | None = None, mesh=None):
+  """Trains and scores the population {(seeds[i], betas[i])}: see `runner.train_and_evaluate`."""
+  learner = build_learner(config)
+  return runner.train_and_evaluate(
+      benchmark='sinusoid', learner=learner, optimizer=build_optimizer(config),
+      sample_tasks=task_sampler(config),
+      evaluate=lambda params, key, _: evaluate(learner, params, key, config),
+      num_iterations=config.iterations, seeds=seeds, betas=betas,
+      config_record={**dataclasses.asdict(config), 'num_iterations': config.iterations,
+                     'rho_init': config.rho, 'num_test_samples': config.test_samples,
+                     'test_shots': list(config.test_shots)},
+      output_dir=output_dir, log_every=config.log_every,
+      checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
+      mesh=mesh)

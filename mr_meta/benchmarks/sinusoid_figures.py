@@ -14,6 +14,7 @@ import numpy as np
 from mr_meta import metric_writers
 from mr_meta import objective
 from mr_meta import plotting
+from mr_meta.benchmarks import runner
 from mr_meta.benchmarks import sinusoid
 from mr_meta.tasks import sinusoid as sinusoid_tasks
 
@@ -64,7 +65,7 @@ def learning_curves(runs, path):
       for metric in CURVE_METRICS:
         if metric in record:
           by_run[record['run']][metric].append((record['step'], record[metric]))
-    names = sinusoid.run_names([r['seed'] for r in run.results],
+    names = runner.run_names([r['seed'] for r in run.results],
                                [r['beta'] for r in run.results])
     for name, result in zip(names, run.results):
       curves[_label(run, result)] = {m: tuple(zip(*sorted(points)))

@@ -1,0 +1,153 @@
+"""Flag plumbing shared by the experiment binaries: betas, output dirs, summaries."""
+import json
+import math
+import os
+import shutil
+from typing import Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from mr_meta import provenance
+from mr_meta import sharding
+from mr_meta import training
+
+# Flags that change no number: a run may resume under other values of these.
+RESUMABLE_FLAGS = ('output_dir', 'overwrite', 'log_every', 'checkpoint_every',
+                   'keep_checkpoints', 'data_dir', 'cache_dir')
+
+
+def parse_betas(text: str | None, default: float) -> list[float]:
+  if text is None:
+    return [default]
+  try:
+    betas = [float(b) for b in text.split(',') if b.strip()]
+  except ValueError:
+    raise ValueError(f'--beta must be comma-separated numbers, got {text!r}.') from None
+  if not betas:
+    raise ValueError('--beta is empty.')
+  if not all(math.isfinite(b) and b >= 0 for b in betas):
+    raise ValueError(f'--beta must be finite and non-negative, got {text!r}.')
+  return betas
+
+
+def define_population_flags(log_every: int = 500):
+  """--beta (a list is one vmapped sweep), --seed(s), --output_dir, --overwrite, devices, logging."""
+  def valid_beta(text):
+    try:
+      parse_betas(text, 0.0)
+    except ValueError:
+      return False
+    return True
+
+  flags.DEFINE_string(
+      'beta', None, 'KL weight; a comma-separated list trains a vmapped sweep. '
+      "Default: the method's paper value.")
+  flags.DEFINE_integer('seed', 0, 'Seed of the run (every beta of a sweep shares it).')
+  flags.DEFINE_integer(
+      'num_seeds', 1, 'Train seeds seed..seed+n-1 for every beta, all in one vmapped program.')
+  flags.DEFINE_string('output_dir', None, 'Where results.json goes.', required=True)
+  flags.DEFINE_bool('overwrite', False,
+                    'Delete a previous run with different flags in --output_dir.')
+  flags.DEFINE_integer(
+      'num_devices', 1, 'Split every meta-batch across this many devices (0: all); '
+      'after jax.distributed.initialize, all devices of all hosts.')
+  flags.DEFINE_integer('log_every', log_every, 'Steps per jitted chunk and log line.')
+  flags.DEFINE_integer('checkpoint_every', 5000,
+                       'Checkpoint period in steps (taken at chunk ends).')
+  flags.DEFINE_integer('keep_checkpoints', 3, 'Checkpoints kept.')
+  flags.register_validator('num_seeds', lambda n: n >= 1, '--num_seeds must be at least 1.')
+  flags.register_validator(
+      'beta', valid_beta,
+      '--beta must be a comma-separated list of finite non-negative numbers.')
+
+
+def define_data_flags(content: str):
+  flags.DEFINE_string('data_dir', None, f'Folder holding {content} (default: ../shared/data '
+                      'or $MR_META_DATA_DIR).')
+  flags.DEFINE_string('cache_dir', None, 'Where the prepared dataset is cached (default: '
+                      '$MR_META_CACHE_DIR or data_cache/).')
+
+
+def logging_settings() -> dict:
+  """The Config fields that the shared flags set."""
+  values = flags.FLAGS
+  return {'log_every': values.log_every, 'checkpoint_every': values.checkpoint_every,
+          'keep_checkpoints': values.keep_checkpoints}
+
+
+def population(default_beta: float) -> tuple[list[int], list[float]]:
+  """(seeds, betas) of every run: each beta crossed with each seed."""
+  values = flags.FLAGS
+  betas = parse_betas(values.beta, default_beta)
+  seeds = range(values.seed, values.seed + values.num_seeds)
+  runs = [(seed, beta) for beta in betas for seed in seeds]
+  return [s for s, _ in runs], [b for _, b in runs]
+
+
+def task_mesh(meta_batch_size: int):
+  """The --num_devices mesh (None for one device); the meta-batch must divide evenly."""
+  requested = flags.FLAGS.num_devices
+  if requested == 1:
+    return None
+  try:
+    mesh = sharding.task_mesh(None if requested == 0 else requested)
+    sharding.check_divisible(meta_batch_size, mesh)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  logging.info('Splitting each meta-batch of %d tasks over %d devices.', meta_batch_size,
+               mesh.size)
+  return mesh
+
+
+def run_flags(module_name: str) -> dict:
+  """The flags of the binary `module_name` that determine its numbers."""
+  values = flags.FLAGS
+  names = [f.name for f in values.get_flags_for_module(module_name)]
+  names += ['beta', 'seed', 'num_seeds', 'num_devices']
+  return {name: values[name].value for name in sorted(set(names))
+          if name not in RESUMABLE_FLAGS}
+
+
+def prepare_output_dir(output_dir: str, run: dict, overwrite: bool) -> None:
+  """Refuses to mix runs: an existing run must have the same flags, or --overwrite."""
+  path = os.path.join(output_dir, 'config.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      previous = json.load(f).get('flags')
+    if previous != run:
+      if not overwrite:
+        changed = sorted(k for k in set(previous or {}) | set(run)
+                         if (previous or {}).get(k) != run.get(k))
+        raise app.UsageError(
+            f'{output_dir} holds a run with different flags ({", ".join(changed)}); '
+            'pass --overwrite to replace it or choose another --output_dir.')
+      logging.warning('--overwrite: deleting the previous run in %s', output_dir)
+      shutil.rmtree(output_dir)
+  os.makedirs(output_dir, exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump({'flags': run, 'environment': provenance.describe_environment()}, f,
+              indent=2, default=str)
+
+
+def run_or_exit(train, *args, **kwargs):
+  """Calls `train`; a NaN/Inf loss exits non-zero with the message (checkpoints kept)."""
+  try:
+    return train(*args, **kwargs)
+  except training.NonFiniteLossError as e:
+    raise SystemExit(f'Stopped: {e}') from None
+
+
+def print_results(results: Sequence[dict], num_seeds: int, split: str = 'test') -> None:
+  for r in results:
+    print(f"{r['algo']} beta={r['beta']:g} seed={r['seed']}: " + '  '.join(
+        f'{k}={v:.4f}' for k, v in r['metrics'].items()))
+  if num_seeds > 1:
+    print(f'Mean (std) over {num_seeds} seeds, {split} tasks:')
+    for beta in sorted({r['beta'] for r in results}):
+      group = [r['metrics'] for r in results if r['beta'] == beta]
+      print(f'  beta={beta:g}: ' + '  '.join(
+          f'{k}={np.mean([m[k] for m in group]):.3f} ({np.std([m[k] for m in group]):.3f})'
+          for k in group[0]))

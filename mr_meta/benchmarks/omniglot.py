@@ -1,0 +1,330 @@
+"""NME Omniglot 20-way 1-/5-shot (paper Tables 4-5, Fig. 10): models, protocols, scoring.
+
+Methods (paper_facts 2(c)):
+  maml       Finn's conv4 on the 28x28 image: 4 x [conv3x3/s2 SAME, BN (batch
+             statistics, offset only), ReLU] -> spatial mean -> Dense(N),
+             every weight but the BN offsets adapted (G9), second order (G8)
+  fomaml     the same, first order
+  taml       maml + the entropy term of TAML (Jamal & Qi, CVPR 2019; below)
+  mr_maml_w  mean-field ConvEncoder(196) (KL on its kernels) -> 14x14x1
+             latent -> the adapted conv4 with stride 1 (paper A.5.2)
+
+Loss scale. FINN's classification loss is softmax cross-entropy summed over
+the N*K examples of a set and divided by K (`xent / update_batch_size`,
+summed by tf.gradients and by the outer `reduce_sum`), i.e. N times the mean
+cross-entropy. We use exactly that scale (`finn_xent`), so FINN's inner lr
+0.1 and the paper's beta grid (1e-7..1e-3) carry over unchanged; with a plain
+mean the same inner step would need lr 0.1 * N (2.0 for 20 ways) and beta / N.
+Adam makes the meta-lr independent of the scale.
+
+TAML, entropy-maximisation variant. Each task's outer loss gets
+  - taml_weight * H,  H = N * mean_x sum_n -p_n(x) log p_n(x),
+where p(x) is the softmax of the UN-adapted model and x runs over the task's
+support and query inputs (one forward call each, so BN sees the same batches
+as elsewhere). H is the per-example prediction entropy of Jamal & Qi's
+H_T(f_theta), put on the cross-entropy's scale (summed over examples / K).
+A memorising initialisation predicts confidently (H = 0) and pays for it;
+the uniform prediction earns the most (N log N). The entropy *reduction*
+term H_T(f_phi) - H_T(f_theta) of the full TAML objective is left out. The
+logged `query_loss` of taml includes the term.
+
+Scoring: `accuracy` (+ FINN's `accuracy_ci95`) on 600 fixed meta-test tasks
+after test_inner_steps; `pre_adapt_train_accuracy` (Table 5: ~1 means
+memorisation, 1/N means the model relies on adaptation) and
+`post_adapt_train_accuracy` on fixed meta-training tasks from the training
+sampler (NME or ME). MR-MAML(W) predicts with num_test_samples encoder
+draws (Alg. 3; default one, as the pose code does), before and after.
+"""
+import dataclasses
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from mr_meta import conv_networks
+from mr_meta import maml
+from mr_meta import objective
+from mr_meta import optimizers
+from mr_meta.benchmarks import runner
+from mr_meta.tasks import omniglot as tasks
+
+# Fixed task streams, identical for every method, seed and beta.
+EVAL_TASKS_SEED = 1        # FINN's test seed
+TRAIN_EVAL_TASKS_SEED = 2  # the memorisation diagnostic of Table 5
+LATENT_SIDE = 14           # MR-MAML's z is 14x14 (paper A.5.2)
+MAX_WAYS = tasks.NUM_CLASSES - tasks.NUM_TRAIN_CLASSES  # 423 meta-test characters
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodDefaults:
+  """Per-method settings; FINN's 20-way values (paper_facts 2(c)) where the paper is silent."""
+  meta_lr: float = 1e-3
+  beta: float = 0.0
+  rho_init: float = -20.0   # pose maml_bbb's VAR (G6); MR-MAML's Omniglot value is unknown
+  first_order: bool = False
+  taml_weight: float = 0.0
+
+
+METHODS = {
+    'maml': MethodDefaults(),
+    'fomaml': MethodDefaults(first_order=True),
+    'taml': MethodDefaults(taml_weight=0.1),
+    # beta: the middle of the paper's grid and Fig. 10's best ME value.
+    'mr_maml_w': MethodDefaults(beta=1e-5),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """Problem size: 'full' is the paper's / FINN's; 'cpu' shrinks it to fit 2 CPU cores."""
+  num_filters: int          # of the adapted conv4
+  num_iterations: int
+  meta_batch_size: int
+  num_test_tasks: int
+  num_train_eval_tasks: int
+  rho_init: float | None = None  # None: the method's
+
+
+PROTOCOLS = {
+    'full': Protocol(num_filters=64, num_iterations=60_000, meta_batch_size=16,
+                     num_test_tasks=600, num_train_eval_tasks=200),
+    # While sigma is tiny the KL's pull makes Adam raise rho by ~meta_lr per
+    # step, so from -20 the encoder noise only matters after ~17k steps; the
+    # short cpu run starts at -3, where a full run would be by then.
+    # 16 filters: MR-MAML(W)'s stride-1 14x14 conv4 costs ~7x MAML's per step.
+    'cpu': Protocol(num_filters=16, num_iterations=1500, meta_batch_size=4,
+                    num_test_tasks=600, num_train_eval_tasks=200, rho_init=-3.0),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  algo: str = 'mr_maml_w'
+  protocol: str = 'cpu'
+  num_ways: int = 20
+  num_shots: int = 1
+  num_query: int | None = None        # per class; None: num_shots (FINN)
+  nme: bool = True                    # False: standard mutually exclusive tasks
+  num_iterations: int | None = None   # None: the protocol's
+  meta_lr: float | None = None        # None: the method's
+  rho_init: float | None = None       # None: the protocol's, else the method's
+  taml_weight: float | None = None    # None: the method's
+  meta_batch_size: int | None = None  # None: the protocol's (16 in FINN)
+  inner_lr: float = 0.1               # FINN's, on FINN's loss scale (module docstring)
+  train_inner_steps: int = 5
+  test_inner_steps: int = 10
+  num_filters: int | None = None      # None: the protocol's (64 in FINN)
+  num_test_tasks: int | None = None   # None: the protocol's (600 in FINN)
+  num_train_eval_tasks: int | None = None  # None: the protocol's
+  num_test_samples: int = 1           # Alg. 3 samples of the MR-MAML(W) encoder
+  log_every: int = 500
+  checkpoint_every: int = 5000
+  keep_checkpoints: int = 3
+
+  def __post_init__(self):
+    runner.check_config(
+        self, methods=METHODS, protocols=PROTOCOLS,
+        at_least_one=('num_shots', 'num_query', 'meta_batch_size', 'num_filters',
+                      'num_test_tasks', 'num_train_eval_tasks', 'num_test_samples',
+                      'log_every', 'checkpoint_every', 'keep_checkpoints'),
+        non_negative=('num_iterations', 'train_inner_steps', 'test_inner_steps',
+                      'taml_weight'))
+    if not 2 <= self.num_ways <= MAX_WAYS:
+      raise ValueError(f'num_ways={self.num_ways} must be in [2, {MAX_WAYS}] (the '
+                       f'meta-test split has {MAX_WAYS} characters).')
+    query = self.num_shots if self.num_query is None else self.num_query
+    if self.num_shots + query > tasks.NUM_DRAWERS:
+      raise ValueError(
+          f'num_shots + num_query = {self.num_shots} + {query} exceeds the '
+          f'{tasks.NUM_DRAWERS} drawers of an Omniglot character.')
+
+  @property
+  def method(self) -> MethodDefaults:
+    return METHODS[self.algo]
+
+  def resolved(self) -> dict:
+    """Every setting with the method's and protocol's defaults filled in."""
+    protocol, method = PROTOCOLS[self.protocol], self.method
+    pick = lambda value, default: default if value is None else value
+    return {
+        **dataclasses.asdict(self),
+        'num_query': pick(self.num_query, self.num_shots),
+        'num_iterations': pick(self.num_iterations, protocol.num_iterations),
+        'meta_lr': pick(self.meta_lr, method.meta_lr),
+        'rho_init': pick(self.rho_init, pick(protocol.rho_init, method.rho_init)),
+        'taml_weight': pick(self.taml_weight, method.taml_weight),
+        'first_order': method.first_order,
+        'meta_batch_size': pick(self.meta_batch_size, protocol.meta_batch_size),
+        'num_filters': pick(self.num_filters, protocol.num_filters),
+        'num_test_tasks': pick(self.num_test_tasks, protocol.num_test_tasks),
+        'num_train_eval_tasks': pick(self.num_train_eval_tasks,
+                                     protocol.num_train_eval_tasks),
+    }
+
+
+def finn_xent(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """FINN's loss: softmax cross-entropy summed over a set / K = N * mean."""
+  return logits.shape[-1] * jnp.mean(
+      optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+
+
+def prediction_entropy(logits: jax.Array) -> jax.Array:
+  """TAML's H on finn_xent's scale: N * mean over examples of the entropy of p(y|x)."""
+  log_p = jax.nn.log_softmax(logits)
+  return logits.shape[-1] * jnp.mean(-jnp.sum(jnp.exp(log_p) * log_p, axis=-1))
+
+
+def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
+
+
+def with_entropy_reward(learner: objective.MetaLearner, unadapted: objective.MetaLearner,
+                        weight: float) -> objective.MetaLearner:
+  """Adds TAML's -weight * H(un-adapted predictions on the task's inputs) to each task loss."""
+  def task_loss(params, key, task: objective.Task):
+    loss, kl = learner.task_loss(params, key, task)
+    entropy_key = jax.random.fold_in(key, 1)
+    entropies = [prediction_entropy(unadapted.predict(
+        params, entropy_key, task.support_x, task.support_y, x))
+                 for x in (task.support_x, task.query_x)]
+    return loss - weight * jnp.mean(jnp.stack(entropies)), kl
+  return dataclasses.replace(learner, task_loss=task_loss)
+
+
+def build_learner(config: Config, test_inner_steps: int | None = None
+                  ) -> objective.MetaLearner:
+  """The method's learner; test_inner_steps=0 gives the un-adapted model's predict."""
+  settings = config.resolved()
+  ways, filters = config.num_ways, settings['num_filters']
+  example_x = jnp.zeros((ways * config.num_shots, tasks.IMAGE_SIZE, tasks.IMAGE_SIZE, 1))
+  if config.algo == 'mr_maml_w':
+    predictor = conv_networks.ConvPredictor(
+        ways, num_filters=filters, strides=1, latent_shape=(LATENT_SIDE, LATENT_SIDE, 1))
+    encoder, kind = conv_networks.ConvEncoder(LATENT_SIDE * LATENT_SIDE), 'weights'
+  else:
+    predictor = conv_networks.ConvPredictor(ways, num_filters=filters, strides=2,
+                                            latent_shape=None)
+    encoder, kind = None, 'none'
+  learner = maml.maml_learner(
+      config.algo, predictor, example_x, inner_lr=config.inner_lr,
+      train_inner_steps=config.train_inner_steps,
+      test_inner_steps=(config.test_inner_steps if test_inner_steps is None
+                        else test_inner_steps),
+      encoder=encoder, encoder_kind=kind, rho_init=settings['rho_init'],
+      first_order=settings['first_order'], loss_fn=finn_xent)
+  if settings['taml_weight'] > 0:
+    unadapted = learner if test_inner_steps == 0 else build_learner(config, 0)
+    learner = with_entropy_reward(learner, unadapted, settings['taml_weight'])
+  return learner
+
+
+def build_optimizer(config: Config):
+  return optimizers.meta_optimizer('adam', config.resolved()['meta_lr'])
+
+
+def load_task_data(config: Config, data_dir: str | None = None,
+                   cache_dir: str | None = None, split_seed: int = 0
+                   ) -> tuple[tasks.OmniglotData, dict]:
+  """The 1200/423 split with NME label pools for config.num_ways, on the device."""
+  data, manifest = tasks.load_omniglot(data_dir, cache_dir, split_seed, config.num_ways)
+  return jax.device_put(data), manifest
+
+
+def task_sampler(config: Config):
+  settings = config.resolved()
+
+  def sample(key, data: tasks.OmniglotData):
+    return tasks.sample_train_batch(
+        key, data, settings['meta_batch_size'], config.num_ways, config.num_shots,
+        settings['num_query'], mutually_exclusive=not config.nme)
+  return sample
+
+
+# Tasks scored at once: bounds evaluation memory.
+EVAL_TASK_BATCH = 20
+
+
+def map_in_batches(fn, xs, batch_size: int = EVAL_TASK_BATCH):
+  """`lax.map(fn, xs)` over `batch_size` vmapped tasks at a time.
+
+  Pads the task axis to a multiple of the batch instead of compiling a
+  separate remainder program as `lax.map(batch_size=...)` does.
+  """
+  count = jax.tree.leaves(xs)[0].shape[0]
+  batch = min(batch_size, count)
+  padded = -(-count // batch) * batch
+  pad = lambda x: jnp.concatenate([x, jnp.repeat(x[:1], padded - count, axis=0)])
+  batched = jax.tree.map(lambda x: pad(x).reshape((-1, batch) + x.shape[1:]), xs)
+  out = jax.lax.map(jax.vmap(fn), batched)
+  return jax.tree.map(lambda y: y.reshape((padded,) + y.shape[2:])[:count], out)
+
+
+def evaluate(learner: objective.MetaLearner, unadapted: objective.MetaLearner, params,
+             key, data: tasks.OmniglotData, config: Config) -> dict:
+  """Meta-test accuracy (FINN: 600 tasks, ci95) and Table 5's pre-update train accuracy.
+
+  Test tasks and meta-training tasks come from fixed keys, so every method,
+  seed and beta sees the same ones; `key` only drives the encoder samples.
+  Both kinds go through one loop (one compiled adaptation), drawn from the
+  train and test images stacked into one array.
+  """
+  settings = config.resolved()
+  ways, shots, query = config.num_ways, config.num_shots, settings['num_query']
+  num_test, num_train = settings['num_test_tasks'], settings['num_train_eval_tasks']
+  test_ids, test_drawers = jax.vmap(lambda k: tasks.sample_test_indices(
+      k, data, ways, shots, query))(jax.random.split(
+          jax.random.PRNGKey(EVAL_TASKS_SEED), num_test))
+  train_ids, train_drawers = jax.vmap(lambda k: tasks.sample_train_indices(
+      k, data, ways, shots, query, mutually_exclusive=not config.nme))(jax.random.split(
+          jax.random.PRNGKey(TRAIN_EVAL_TASKS_SEED), num_train))
+  images = jnp.concatenate([jnp.asarray(data.train_images),
+                            jnp.asarray(data.test_images)])
+  class_ids = jnp.concatenate([train_ids, test_ids + data.train_images.shape[0]])
+  drawer_ids = jnp.concatenate([train_drawers, test_drawers])
+
+  def score(inputs):
+    task_class_ids, task_drawer_ids, predict_key = inputs
+    task = tasks.gather_task(images, task_class_ids, task_drawer_ids, shots)
+    pre_key, post_key = jax.random.split(predict_key)
+    return tuple(accuracy(objective.predict_averaged(
+        model, params, k, task.support_x, task.support_y, task.query_x,
+        config.num_test_samples), task.query_y)
+                 for model, k in ((unadapted, pre_key), (learner, post_key)))
+
+  pre, post = map_in_batches(score, (class_ids, drawer_ids,
+                                     jax.random.split(key, num_train + num_test)))
+  test = post[num_train:]
+  return {
+      'accuracy': jnp.mean(test),
+      'accuracy_ci95': ci95(test),
+      'pre_adapt_train_accuracy': jnp.mean(pre[:num_train]),
+      'post_adapt_train_accuracy': jnp.mean(post[:num_train]),
+  }
+
+
+def ci95(per_task: jax.Array) -> jax.Array:
+  """FINN's 1.96 * std / sqrt(number of tasks) (numpy's std, ddof=0)."""
+  return 1.96 * jnp.std(per_task) / jnp.sqrt(per_task.shape[0])
+
+
+def restore_states(output_dir: str, config: Config, population_size: int):
+  return runner.restore_states(output_dir, build_learner(config),
+                               build_optimizer(config), population_size)
+
+
+def train_and_evaluate(config: Config, data: tasks.OmniglotData, seeds: Sequence[int],
+                       betas: Sequence[float], output_dir: str | None = None,
+                       mesh=None):
+  """Trains and scores the population {(seeds[i], betas[i])}: see `runner.train_and_evaluate`."""
+  learner, unadapted = build_learner(config), build_learner(config, 0)
+  settings = config.resolved()
+  return runner.train_and_evaluate(
+      benchmark='omniglot', learner=learner, optimizer=build_optimizer(config),
+      sample_tasks=task_sampler(config),
+      evaluate=lambda params, key, data: evaluate(learner, unadapted, params, key, data,
+                                                  config),
+      num_iterations=settings['num_iterations'], seeds=seeds, betas=betas,
+      config_record=settings, output_dir=output_dir, task_data=data,
+      log_every=config.log_every, checkpoint_every=config.checkpoint_every,
+      keep_checkpoints=config.keep_checkpoints, mesh=mesh)

@@ -1,0 +1,269 @@
+"""The pose-regression benchmark (paper Tables 2-3, Fig. 2): models, protocols, scoring.
+
+Methods (paper_facts 2(b) and 1.7):
+  maml       every weight adapted (encoder included), TF-contrib AdamW (G12, G13)
+  mr_maml_w  mean-field conv encoder -> 14x14 latent -> adapted 4-conv predictor
+  cnp, mr_cnp_w, mr_cnp_a, cnp_wd, cnp_bbb   the CNP family of Table 3
+  ft, ft_wd  one network trained on all meta-training views (no inner loop),
+             fine-tuned on the support set at test (Table 2)
+"""
+import dataclasses
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mr_meta import bottleneck
+from mr_meta import cnp
+from mr_meta import conv_networks
+from mr_meta import maml
+from mr_meta import objective
+from mr_meta import optimizers
+from mr_meta.benchmarks import runner
+from mr_meta.tasks import pose as tasks
+from mr_meta.tasks import pose_data
+
+# np.random.seed(1) in the reference test(); the meter uses its own tasks.
+EVAL_TASKS_SEED = 1
+METER_TASKS_SEED = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodDefaults:
+  """The reference scripts' settings (paper_facts 2(b))."""
+  family: str               # 'maml' or 'cnp'
+  num_iterations: int
+  meta_lr: float
+  beta: float = 0.0
+  rho_init: float = -3.0
+  weight_decay: float = 0.0  # TF-contrib AdamW decay per step (G13); 0: Adam
+  train_inner_steps: int = 5
+
+
+METHODS = {
+    'maml': MethodDefaults('maml', 10_000, 5e-4, weight_decay=1e-3),
+    'mr_maml_w': MethodDefaults('maml', 30_000, 1e-3, beta=1e-3, rho_init=-20.0),
+    'ft': MethodDefaults('maml', 10_000, 5e-4, train_inner_steps=0),
+    'ft_wd': MethodDefaults('maml', 10_000, 5e-4, weight_decay=1e-3, train_inner_steps=0),
+    'cnp': MethodDefaults('cnp', 140_000, 1e-3),
+    'cnp_wd': MethodDefaults('cnp', 140_000, 1e-3, weight_decay=1e-3),
+    'mr_cnp_w': MethodDefaults('cnp', 100_000, 5e-4, beta=1e-3),
+    'mr_cnp_a': MethodDefaults('cnp', 120_000, 5e-4, beta=1e-2),
+    'cnp_bbb': MethodDefaults('cnp', 100_000, 5e-4, beta=1e-3),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """Problem size: 'full' is the paper's; 'cpu' shrinks it to fit 2 CPU cores."""
+  crop: int                 # centre crop of the 128x128 renders
+  image_size: int           # the crop average-pooled to this size
+  num_filters: int          # of the adapted conv predictor
+  # Per method family ('maml', 'cnp'); None: each method's reference count.
+  num_iterations: dict | None
+  num_test_batches: int
+  meta_batch_size: int
+  train_inner_steps: int | None = None  # None: the method's (5)
+
+
+PROTOCOLS = {
+    'full': Protocol(crop=128, image_size=128, num_filters=64, num_iterations=None,
+                     num_test_batches=600, meta_batch_size=10),
+    # About an hour for the whole table on 2 cores (BUILD_NOTES.md, deviations).
+    'cpu': Protocol(crop=64, image_size=32, num_filters=16,
+                    num_iterations={'maml': 600, 'cnp': 4000}, num_test_batches=20,
+                    meta_batch_size=5, train_inner_steps=1),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  algo: str = 'mr_maml_w'
+  protocol: str = 'cpu'
+  num_iterations: int | None = None   # None: the protocol's (or method's) count
+  meta_lr: float | None = None        # None: the method's
+  weight_decay: float | None = None   # None: the method's
+  rho_init: float | None = None       # None: the method's
+  meta_batch_size: int | None = None  # None: the protocol's (10 in the paper)
+  num_support: int = 15
+  num_query: int = 15
+  inner_lr: float = 0.01              # the paper's; the code's default is 0.002 (G11)
+  train_inner_steps: int | None = None  # None: 5 (0 for ft / ft_wd)
+  test_inner_steps: int = 20
+  first_order: bool = False
+  num_test_batches: int | None = None  # None: the protocol's (600 in the paper)
+  num_meter_tasks: int = 100
+  num_test_samples: int = 1           # Alg. 3 samples; the pose code uses one (G7)
+  log_every: int = 500
+  checkpoint_every: int = 5000
+  keep_checkpoints: int = 3
+
+  def __post_init__(self):
+    runner.check_config(
+        self, methods=METHODS, protocols=PROTOCOLS,
+        at_least_one=('meta_batch_size', 'num_support', 'num_query', 'num_test_batches',
+                      'num_meter_tasks', 'num_test_samples', 'log_every',
+                      'checkpoint_every', 'keep_checkpoints'),
+        non_negative=('num_iterations', 'train_inner_steps', 'test_inner_steps',
+                      'weight_decay'))
+
+  @property
+  def method(self) -> MethodDefaults:
+    return METHODS[self.algo]
+
+  def resolved(self) -> dict:
+    """Every setting with the method's and protocol's defaults filled in."""
+    protocol, method = PROTOCOLS[self.protocol], self.method
+    pick = lambda value, default: default if value is None else value
+    return {
+        **dataclasses.asdict(self),
+        'num_iterations': pick(self.num_iterations, method.num_iterations
+                               if protocol.num_iterations is None
+                               else protocol.num_iterations[method.family]),
+        'meta_lr': pick(self.meta_lr, method.meta_lr),
+        'weight_decay': pick(self.weight_decay, method.weight_decay),
+        'rho_init': pick(self.rho_init, method.rho_init),
+        'train_inner_steps': pick(self.train_inner_steps, method.train_inner_steps and pick(
+            protocol.train_inner_steps, method.train_inner_steps)),
+        'num_test_batches': pick(self.num_test_batches, protocol.num_test_batches),
+        'meta_batch_size': pick(self.meta_batch_size, protocol.meta_batch_size),
+        'crop': protocol.crop,
+        'image_size': protocol.image_size,
+        'num_filters': protocol.num_filters,
+    }
+
+
+def mse(prediction, target):
+  return jnp.mean(jnp.square(prediction - target))
+
+
+def build_learner(config: Config) -> objective.MetaLearner:
+  settings = config.resolved()
+  size, filters = settings['image_size'], settings['num_filters']
+  example_x = jnp.zeros((config.num_support, size, size, 1))
+  example_y = jnp.zeros((config.num_support, 1))
+  algo = config.algo
+  if config.method.family == 'maml':
+    predictor = conv_networks.ConvPredictor(1, num_filters=filters)
+    if algo == 'mr_maml_w':
+      encoder, kind = conv_networks.ConvEncoder(14 * 14), 'weights'
+    else:  # everything adapted: maml_vanilla_2's encoder then the predictor
+      predictor = conv_networks.EncoderThenPredictor(
+          conv_networks.ConvEncoder(14 * 14, conv_activation=False,
+                                    output_activation=True), predictor)
+      encoder, kind = None, 'none'
+    return maml.maml_learner(
+        algo, predictor, example_x, inner_lr=config.inner_lr,
+        train_inner_steps=settings['train_inner_steps'],
+        test_inner_steps=config.test_inner_steps, encoder=encoder, encoder_kind=kind,
+        rho_init=settings['rho_init'], first_order=config.first_order, loss_fn=mse)
+  glorot = nn.initializers.glorot_uniform()
+  # (x-encoder output dim, r dim, z dim, encoder kind) of np_vanilla / np_bbb / np_ib.
+  width, r_dim, z_dim, kind = {
+      'cnp': (64, 100, 64, 'plain'), 'cnp_wd': (64, 100, 64, 'plain'),
+      'mr_cnp_w': (20, 200, 200, 'weights'), 'cnp_bbb': (20, 200, 200, 'weights'),
+      'mr_cnp_a': (64, 100, 64, 'activations'),
+  }[algo]
+  if kind == 'activations':  # np_ib: conv features -> Dense(2 x 64) = (mu, s)
+    x_encoder = bottleneck.BottleneckEncoder(
+        (), width, trunk=conv_networks.ConvEncoder(None))
+    lift = width // 2
+  else:
+    x_encoder, lift = conv_networks.ConvEncoder(width), width // 4
+  model = cnp.ConditionalNeuralProcess(
+      encoder_hidden=(100, 100), representation_dim=r_dim, latent_dim=z_dim,
+      decoder_hidden=(100, 100), y_lift_dim=lift, kernel_init=glorot)
+  return cnp.cnp_learner(
+      algo, example_x, example_y, cnp=model, x_encoder=x_encoder, encoder_kind=kind,
+      rho_init=settings['rho_init'], activation_kl_dims='sum', loss_fn=mse,
+      bayesian_cnp=algo == 'cnp_bbb')
+
+
+def build_optimizer(config: Config):
+  settings = config.resolved()
+  if settings['weight_decay'] > 0:
+    return optimizers.meta_optimizer('adamw', settings['meta_lr'], settings['weight_decay'])
+  return optimizers.meta_optimizer('adam', settings['meta_lr'])
+
+
+def load_task_data(config: Config, data_dir: str | None = None,
+                   cache_dir: str | None = None, seed: int = pose_data.DEFAULT_SEED,
+                   num_objects: int | None = None, num_views: int = pose_data.NUM_VIEWS,
+                   render_size: int = pose_data.IMAGE_SIZE) -> tuple[tasks.PoseArrays, dict]:
+  """The rendered dataset (rendered on first use), cropped and resized for `config`.
+
+  num_objects, num_views and render_size shrink the rendering for smoke tests.
+  """
+  dataset = pose_data.load_pose_dataset(data_dir, cache_dir, seed, num_objects=num_objects,
+                                        num_views=num_views, image_size=render_size)
+  settings = config.resolved()
+  crop = min(settings['crop'], render_size)
+  prepare = lambda images: jnp.asarray(tasks.crop_and_downsample(
+      images, crop, min(settings['image_size'], crop)))
+  arrays = tasks.PoseArrays(prepare(dataset.train_images), jnp.asarray(dataset.train_labels),
+                            prepare(dataset.test_images), jnp.asarray(dataset.test_labels))
+  return arrays, dataset.manifest
+
+
+def task_sampler(config: Config):
+  meta_batch_size = config.resolved()['meta_batch_size']
+
+  def sample(key, data: tasks.PoseArrays):
+    return tasks.sample_batch(key, data.train_images, data.train_labels,
+                              meta_batch_size, config.num_support, config.num_query)
+  return sample
+
+
+# Tasks scored at once: bounds evaluation memory.
+EVAL_TASK_BATCH = 10
+
+
+def _mean_task_mse(learner, params, key, scored: objective.Task, config: Config):
+  def score(args):
+    task, task_key = args
+    prediction = objective.predict_averaged(
+        learner, params, task_key, task.support_x, task.support_y, task.query_x,
+        config.num_test_samples)
+    return mse(prediction, task.query_y)
+  keys = jax.random.split(key, scored.query_y.shape[0])
+  return jnp.mean(jax.lax.map(score, (scored, keys), batch_size=EVAL_TASK_BATCH))
+
+
+def evaluate(learner, params, key, data: tasks.PoseArrays, config: Config) -> dict:
+  """Meta-test MSE, and the memorization meter on meta-training objects."""
+  settings = config.resolved()
+  num_tasks = settings['num_test_batches'] * settings['meta_batch_size']
+  test_tasks = tasks.sample_batch(
+      jax.random.PRNGKey(EVAL_TASKS_SEED), data.test_images, data.test_labels,
+      num_tasks, config.num_support, config.num_query)
+  own, other = tasks.sample_other_context_pair(
+      jax.random.PRNGKey(METER_TASKS_SEED), data.train_images, data.train_labels,
+      config.num_meter_tasks, config.num_support, config.num_query)
+  keys = jax.random.split(key, 3)
+  return {
+      'mse': _mean_task_mse(learner, params, keys[0], test_tasks, config),
+      'train_mse_own_context': _mean_task_mse(learner, params, keys[1], own, config),
+      'train_mse_other_context': _mean_task_mse(learner, params, keys[2], other, config),
+  }
+
+
+def restore_states(output_dir: str, config: Config, population_size: int):
+  return runner.restore_states(output_dir, build_learner(config),
+                               build_optimizer(config), population_size)
+
+
+def train_and_evaluate(config: Config, data: tasks.PoseArrays, seeds: Sequence[int],
+                       betas: Sequence[float], output_dir: str | None = None,
+                       mesh=None):
+  """Trains and scores the population {(seeds[i], betas[i])}: see `runner.train_and_evaluate`."""
+  learner = build_learner(config)
+  settings = config.resolved()
+  return runner.train_and_evaluate(
+      benchmark='pose', learner=learner, optimizer=build_optimizer(config),
+      sample_tasks=task_sampler(config),
+      evaluate=lambda params, key, data: evaluate(learner, params, key, data, config),
+      num_iterations=settings['num_iterations'], seeds=seeds, betas=betas,
+      config_record=settings, output_dir=output_dir, task_data=data,
+      log_every=config.log_every, checkpoint_every=config.checkpoint_every,
+      keep_checkpoints=config.keep_checkpoints, mesh=mesh)

@@ -1,0 +1,117 @@
+"""Train a population of runs, checkpoint, log and score it: shared by every benchmark."""
+import json
+import os
+from typing import Any, Callable, Sequence
+
+from absl import logging
+import jax
+from jax.sharding import Mesh
+import numpy as np
+import optax
+
+from mr_meta import checkpointing
+from mr_meta import metric_writers
+from mr_meta import objective
+from mr_meta import training
+
+# (params of one run, key, task data) -> {metric name: scalar}; vmapped over runs.
+EvaluateFn = Callable[[Any, jax.Array, Any], dict]
+
+
+def check_config(config, *, methods: dict, protocols: dict, at_least_one=(),
+                 non_negative=()) -> None:
+  """ValueErrors naming the field, for a benchmark Config's __post_init__ (None = default)."""
+  if config.algo not in methods:
+    raise ValueError(f'Unknown algo {config.algo!r}; choose from {sorted(methods)}.')
+  if config.protocol not in protocols:
+    raise ValueError(f'Unknown protocol {config.protocol!r}; choose from {sorted(protocols)}.')
+  for names, low, words in ((at_least_one, 1, 'at least 1'), (non_negative, 0, 'non-negative')):
+    for name in names:
+      value = getattr(config, name)
+      if value is not None and value < low:
+        raise ValueError(f'{name} must be {words}, got {value}.')
+
+
+def run_names(seeds: Sequence[int], betas: Sequence[float]) -> list[str]:
+  return [f'seed{seed}_beta{beta:g}' for seed, beta in zip(seeds, betas)]
+
+
+def initial_states(learner, optimizer, keys):
+  return jax.jit(jax.vmap(lambda k: training.init_state(learner, optimizer, k)))(keys)
+
+
+def restore_states(output_dir: str, learner: objective.MetaLearner,
+                   optimizer: optax.GradientTransformation, population_size: int):
+  """(step, TrainState) of the newest checkpoint of a population run in `output_dir`."""
+  keys, _ = training.make_population([0] * population_size, [0.0] * population_size)
+  like = initial_states(learner, optimizer, keys)
+  checkpointer = checkpointing.Checkpointer(os.path.join(output_dir, 'checkpoints'))
+  try:
+    return checkpointer.latest_step(), checkpointer.restore(like)
+  finally:
+    checkpointer.close()
+
+
+def train_and_evaluate(
+    *, benchmark: str, learner: objective.MetaLearner,
+    optimizer: optax.GradientTransformation, sample_tasks: training.TaskSampler,
+    evaluate: EvaluateFn, num_iterations: int, seeds: Sequence[int],
+    betas: Sequence[float], config_record: dict, output_dir: str | None = None,
+    task_data: Any = None, log_every: int = 1000, checkpoint_every: int = 5000,
+    keep_checkpoints: int = 3, mesh: Mesh | None = None):
+  """Trains the population {(seeds[i], betas[i])} in one program and scores it.
+
+  With `output_dir`: resumes from its newest checkpoint if there is one, saves
+  checkpoints every `checkpoint_every` steps and at the end, logs scalars to
+  metrics.jsonl and TensorBoard, and writes results.json (a dict for one run,
+  else a list). `task_data` (e.g. images) is passed to the sampler and to
+  `evaluate` as a jit argument rather than baked into the program. With a
+  `mesh`, each meta-batch is split across its devices (`mr_meta.sharding`).
+  Returns (one result dict per run, final states).
+  """
+  keys, beta_array = training.make_population(seeds, betas)
+  states = initial_states(learner, optimizer, keys)
+  checkpointer = writer = None
+  if output_dir is not None:
+    checkpointer = checkpointing.Checkpointer(
+        os.path.join(output_dir, 'checkpoints'), keep_checkpoints)
+    if checkpointer.latest_step() is not None:
+      states = checkpointer.restore(states)
+      logging.info('Resumed from the checkpoint at step %d.', checkpointer.latest_step())
+    writer = metric_writers.MetricWriter(output_dir, run_names(seeds, betas))
+
+  def on_chunk_end(step, states, metrics):
+    if writer is not None:
+      for i in range(len(seeds)):
+        # Per-run metrics have a population axis; steps/s is one number for all.
+        writer.write(step, i, {k: v if np.ndim(v) == 0 else v[i]
+                               for k, v in metrics.items()})
+      writer.flush()
+    if checkpointer is not None and (step % checkpoint_every == 0
+                                     or step == num_iterations):
+      checkpointer.save(step, states)
+
+  done = int(np.max(jax.device_get(states.step)))
+  try:
+    states, _ = training.train_population(
+        learner, optimizer, sample_tasks, keys, beta_array,
+        max(num_iterations - done, 0), log_every=log_every, states=states,
+        on_chunk_end=on_chunk_end, task_data=task_data, mesh=mesh)
+  finally:
+    if checkpointer is not None:
+      checkpointer.close()
+  eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
+  metrics = jax.device_get(jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)))(
+      states.params, eval_keys, task_data))
+  results = []
+  for i, (seed, beta) in enumerate(zip(seeds, betas)):
+    run_metrics = {name: float(values[i]) for name, values in metrics.items()}
+    if writer is not None:
+      writer.write(num_iterations, i, {f'eval/{k}': v for k, v in run_metrics.items()})
+    results.append({'benchmark': benchmark, 'algo': learner.name, 'beta': float(beta),
+                    'seed': int(seed), 'metrics': run_metrics, 'config': config_record})
+  if output_dir is not None:
+    writer.close()
+    with open(os.path.join(output_dir, 'results.json'), 'w') as f:
+      json.dump(results[0] if len(results) == 1 else results, f, indent=2)
+  return results, states

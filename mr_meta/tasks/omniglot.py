@@ -1,0 +1,412 @@
+"""Omniglot 28x28 data and the NME / ME / test task samplers (paper section 6.3).
+
+Data: all 1623 characters x 20 drawers, background characters (964) first,
+then evaluation characters (659), in file (= global character id) order.
+Images follow the classic MAML recipe (paper_facts 2(c)): PIL
+`resize((28, 28), LANCZOS)` of the 1-bit image, which Pillow performs as
+NEAREST for mode '1', then x = 1 - png / 255, so ink = 1. No rotation
+augmentation (G21).
+
+Split: 1200 meta-train and 423 meta-test characters drawn at random over all
+1623 with a recorded seed (the paper's split, not FINN's 1100/100/423).
+
+NME (G22): the train classes are dealt into a fixed [num_ways, pool] grid;
+label j owns `label_pools[j]`. Each NME task draws, independently for every
+label, one class from that label's pool, so a class always carries the same
+label and a network can solve training tasks without its support set.
+
+Samplers are pure functions of a PRNG key and an `OmniglotData` pytree, safe
+inside `jit` / `vmap` / `lax.scan`; sizes (ways, shots, batch) are static
+Python ints. Examples inside a task are class-major: support example
+i = label * num_support + shot has label i // num_support; likewise for the
+query set.
+"""
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any, Iterable, Mapping, NamedTuple
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+import PIL
+from PIL import Image
+
+from mr_meta import data_files
+from mr_meta.objective import Task
+
+NUM_DRAWERS = 20
+NUM_BACKGROUND = 964
+NUM_EVALUATION = 659
+NUM_CLASSES = NUM_BACKGROUND + NUM_EVALUATION
+NUM_TRAIN_CLASSES = 1200
+IMAGE_SIZE = 28
+SOURCE_SIZE = 105
+BACKGROUND_FILE = 'omniglot/images_background.npz'
+EVALUATION_FILE = 'omniglot/images_evaluation.npz'
+CACHE_DIR_ENV = 'MR_META_CACHE_DIR'
+# Bump when the preprocessing or the cache layout changes.
+FORMAT_VERSION = 1
+RECIPE = ('PIL mode 1, resize((28, 28), LANCZOS) (= NEAREST for mode 1), '
+          'ink = 1 - png / 255')
+
+
+class OmniglotData(NamedTuple):
+  """Images (uint8, ink = 1) and the NME label grid; numpy or jax arrays.
+
+  Pass it to the samplers as a jit argument (`jax.device_put(data)`), not as
+  a closed-over constant, so it is not baked into the compiled program.
+  """
+  train_images: Any  # uint8 [num_train_classes, 20, 28, 28]
+  test_images: Any  # uint8 [num_test_classes, 20, 28, 28]
+  label_pools: Any  # int32 [num_ways, pool]: indices into train_images
+  train_class_ids: Any  # int32 [num_train_classes]: global character ids
+  test_class_ids: Any  # int32 [num_test_classes]
+
+
+# ---------------------------------------------------------------------------
+# Preprocessing and cache.
+
+
+def preprocess(images: np.ndarray) -> np.ndarray:
+  """bool [..., 105, 105] (True = white) -> uint8 [..., 28, 28] with ink = 1."""
+  images = np.asarray(images)
+  if images.dtype != np.bool_ or images.shape[-2:] != (SOURCE_SIZE, SOURCE_SIZE):
+    raise ValueError(f'Expected bool [..., {SOURCE_SIZE}, {SOURCE_SIZE}] images, '
+                     f'got {images.dtype} {images.shape}.')
+  # != 0 makes canonical bools: the shipped arrays store True as byte 255.
+  flat = images.reshape((-1, SOURCE_SIZE, SOURCE_SIZE)).view(np.uint8) != 0
+  out = np.empty((flat.shape[0], IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+  for i, image in enumerate(flat):
+    png = Image.fromarray(image)  # bool -> mode '1', True = 255 (white).
+    # LANCZOS exactly as FINN wrote it; Pillow resamples mode '1' with NEAREST.
+    small = np.asarray(png.resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS))
+    out[i] = 1 - small.astype(np.uint8)  # 1 - png / 255 with png in {0, 255}.
+  return out.reshape(images.shape[:-2] + (IMAGE_SIZE, IMAGE_SIZE))
+
+
+def _sha256_bytes(payload: bytes) -> str:
+  return hashlib.sha256(payload).hexdigest()
+
+
+def _array_digest(images: np.ndarray) -> str:
+  return _sha256_bytes(np.packbits(np.asarray(images, bool)).tobytes())
+
+
+def default_cache_dir() -> str:
+  root = os.environ.get(CACHE_DIR_ENV) or os.path.join(data_files.REPO_ROOT, 'data_cache')
+  return os.path.join(root, 'omniglot')
+
+
+def _sources(source: str, data_dir: str | None, tfds_data_dir: str | None):
+  """Digests identifying the raw data, and a loader of (background, evaluation)."""
+  if source == 'shipped':
+    # verified_path checks sha256, so a valid cache needs no decoding.
+    paths = [data_files.verified_path(relative, data_dir)
+             for relative in (BACKGROUND_FILE, EVALUATION_FILE)]
+
+    def load():
+      arrays = []
+      for path in paths:
+        with np.load(path) as npz:
+          arrays.append(npz['images'])
+      return arrays
+
+    return {r: data_files.SHIPPED_SHA256[r] for r in (BACKGROUND_FILE, EVALUATION_FILE)}, load
+  if source == 'tfds':
+    arrays = load_tfds_arrays(tfds_data_dir)
+    return ({'tfds:train': _array_digest(arrays[0]), 'tfds:test': _array_digest(arrays[1])},
+            lambda: arrays)
+  raise ValueError(f"source must be 'shipped' or 'tfds', got {source!r}.")
+
+
+def _atomic_write(path: str, payload: bytes):
+  # Write-then-rename so concurrent readers never see a half-written cache.
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.tmp_')
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      f.write(payload)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the cache from other users.
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def _read_cache(npz_path: str, manifest_path: str, expected: Mapping[str, Any]):
+  """The cached images if the manifest matches `expected` and the file is intact."""
+  try:
+    with open(manifest_path) as f:
+      manifest = json.load(f)
+    if any(manifest.get(k) != v for k, v in expected.items()):
+      return None, 'stale manifest'
+    if data_files.sha256(npz_path) != manifest.get('cache_sha256'):
+      return None, 'cache sha256 mismatch'
+    with np.load(npz_path) as npz:
+      images = npz['images']
+    if images.shape != (NUM_CLASSES, NUM_DRAWERS, IMAGE_SIZE, IMAGE_SIZE):
+      return None, f'bad shape {images.shape}'
+    return (images, manifest), None
+  except (OSError, ValueError, KeyError, AttributeError, zipfile.BadZipFile) as e:
+    # Missing, corrupt or unparsable: rebuild.
+    return None, repr(e)
+
+
+def load_images(data_dir: str | None = None, cache_dir: str | None = None,
+                source: str = 'shipped', tfds_data_dir: str | None = None):
+  """All 1623 characters as uint8 [1623, 20, 28, 28] (ink = 1) and the manifest.
+
+  Reuses `<cache_dir>/omniglot28_<source>.npz` when its JSON manifest matches
+  the sources' sha256, the Pillow version and FORMAT_VERSION and the file
+  matches its recorded sha256; otherwise rebuilds it (about a second).
+  """
+  digests, load_raw = _sources(source, data_dir, tfds_data_dir)
+  cache_dir = cache_dir or default_cache_dir()
+  npz_path = os.path.join(cache_dir, f'omniglot28_{source}.npz')
+  manifest_path = npz_path[:-len('.npz')] + '.json'
+  expected = {'format_version': FORMAT_VERSION, 'source': source,
+              'source_sha256': digests, 'pillow_version': PIL.__version__}
+  cached, reason = _read_cache(npz_path, manifest_path, expected)
+  if cached is not None:
+    return cached
+  logging.info('Building Omniglot cache %s (%s).', npz_path, reason)
+  background, evaluation = load_raw()
+  for name, images, count in (('background', background, NUM_BACKGROUND),
+                              ('evaluation', evaluation, NUM_EVALUATION)):
+    if images.shape != (count, NUM_DRAWERS, SOURCE_SIZE, SOURCE_SIZE):
+      raise ValueError(f'{source} {name} images have shape {images.shape}, expected '
+                       f'{(count, NUM_DRAWERS, SOURCE_SIZE, SOURCE_SIZE)}.')
+  images = np.concatenate([preprocess(background), preprocess(evaluation)])
+  buffer = io.BytesIO()
+  np.savez_compressed(buffer, images=images)
+  payload = buffer.getvalue()
+  manifest = dict(expected, recipe=RECIPE, num_background=NUM_BACKGROUND,
+                  shape=list(images.shape), cache_sha256=_sha256_bytes(payload))
+  os.makedirs(cache_dir, exist_ok=True)
+  _atomic_write(npz_path, payload)
+  _atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
+  return images, manifest
+
+
+# ---------------------------------------------------------------------------
+# TensorFlow Datasets path.
+
+
+def from_tfds_examples(examples: Iterable[Mapping[str, Any]]) -> np.ndarray:
+  """TFDS `omniglot` example dicts -> bool [C, 20, 105, 105] (True = white).
+
+  Characters are sorted by TFDS `label` (= global character id - 1, the order
+  of the shipped files). TFDS examples do not carry the drawer index, so the
+  20 images of a character keep their order of appearance; TFDS shuffles
+  examples when it writes a split, so that drawer order can differ from the
+  shipped files. Samplers draw drawers uniformly, so the task distribution
+  is unaffected; only which image a given key picks changes.
+  """
+  by_label: dict[int, list[np.ndarray]] = {}
+  for example in examples:
+    image = np.asarray(example['image'])
+    if image.ndim == 3:
+      image = image.mean(axis=-1)
+    if image.shape != (SOURCE_SIZE, SOURCE_SIZE):
+      raise ValueError(f'Expected a {SOURCE_SIZE}x{SOURCE_SIZE} image, got '
+                       f'{np.shape(example["image"])}.')
+    by_label.setdefault(int(example['label']), []).append(image > 127)
+  if not by_label:
+    raise ValueError('No examples.')
+  bad = {label: len(v) for label, v in by_label.items() if len(v) != NUM_DRAWERS}
+  if bad:
+    raise ValueError(f'Every character needs {NUM_DRAWERS} images; got {bad}.')
+  return np.stack([np.stack(by_label[label]) for label in sorted(by_label)])
+
+
+def load_tfds_arrays(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Background / evaluation bool arrays from the stock TFDS `omniglot` builder.
+
+  Needs `tensorflow_datasets` (and TensorFlow) and network access on first
+  use, when TFDS downloads and prepares the zips into `data_dir`.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  arrays = []
+  for split in ('train', 'test'):  # images_background, images_evaluation.
+    dataset = tfds.load('omniglot', split=split, data_dir=data_dir, shuffle_files=False)
+    arrays.append(from_tfds_examples(tfds.as_numpy(dataset)))
+  return arrays[0], arrays[1]
+
+
+# ---------------------------------------------------------------------------
+# Split and NME label pools.
+
+
+def split_classes(num_classes: int = NUM_CLASSES, seed: int = 0,
+                  num_train: int = NUM_TRAIN_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+  """Seeded random (train_ids, test_ids), each sorted, over all characters."""
+  if not 0 < num_train < num_classes:
+    raise ValueError(f'num_train={num_train} must be in (0, {num_classes}).')
+  permutation = np.random.default_rng(seed).permutation(num_classes)
+  return np.sort(permutation[:num_train]), np.sort(permutation[num_train:])
+
+
+def make_label_pools(num_train_classes: int, num_ways: int, seed: int = 0) -> np.ndarray:
+  """int32 [num_ways, num_train_classes // num_ways]: label j owns row j.
+
+  The num_train_classes % num_ways left-over classes join no pool, so NME
+  training never sees them; 1200 splits evenly for 20 ways (60 each).
+  """
+  if not 2 <= num_ways <= num_train_classes:
+    raise ValueError(f'num_ways={num_ways} must be in [2, {num_train_classes}].')
+  pool = num_train_classes // num_ways
+  # A seed stream separate from the split's, so either can change alone.
+  permutation = np.random.default_rng([seed, 1]).permutation(num_train_classes)
+  return permutation[:num_ways * pool].reshape(num_ways, pool).astype(np.int32)
+
+
+def load_omniglot(data_dir: str | None = None, cache_dir: str | None = None,
+                  split_seed: int = 0, num_ways: int = 20, source: str = 'shipped',
+                  tfds_data_dir: str | None = None) -> tuple[OmniglotData, dict]:
+  """The split data as numpy arrays, and a manifest recording split and pools."""
+  images, cache_manifest = load_images(data_dir, cache_dir, source, tfds_data_dir)
+  train_ids, test_ids = split_classes(NUM_CLASSES, split_seed)
+  label_pools = make_label_pools(len(train_ids), num_ways, split_seed)
+  unused = len(train_ids) - label_pools.size
+  if unused:
+    logging.warning('%d train classes do not divide into %d ways: %d classes are '
+                    'in no NME label pool.', len(train_ids), num_ways, unused)
+  data = OmniglotData(images[train_ids], images[test_ids], label_pools,
+                      train_ids.astype(np.int32), test_ids.astype(np.int32))
+  manifest = {
+      'cache': cache_manifest, 'split_seed': split_seed, 'num_ways': num_ways,
+      'pool_size': label_pools.shape[1], 'nme_unused_train_classes': unused,
+      'train_class_ids': train_ids.tolist(), 'test_class_ids': test_ids.tolist(),
+      'label_pools': label_pools.tolist(),
+  }
+  return data, manifest
+
+
+# ---------------------------------------------------------------------------
+# Task samplers (pure JAX).
+
+
+def _check_sizes(num_classes: int, num_ways: int, num_support: int, num_query: int,
+                 what: str):
+  if num_ways < 2:
+    raise ValueError(f'num_ways={num_ways} must be at least 2.')
+  if num_ways > num_classes:
+    raise ValueError(f'num_ways={num_ways} exceeds the {num_classes} {what} classes.')
+  if num_support < 1 or num_query < 1:
+    raise ValueError(f'num_support={num_support} and num_query={num_query} must be >= 1.')
+  if num_support + num_query > NUM_DRAWERS:
+    raise ValueError(f'num_support + num_query = {num_support + num_query} exceeds '
+                     f'the {NUM_DRAWERS} drawers of a character.')
+
+
+def _draw_drawers(key, num_ways: int, count: int) -> jax.Array:
+  """int32 [num_ways, count]: distinct drawers per class (support, then query)."""
+  return jax.vmap(lambda k: jax.random.choice(k, NUM_DRAWERS, (count,), replace=False))(
+      jax.random.split(key, num_ways)).astype(jnp.int32)
+
+
+def sample_train_indices(key: jax.Array, data: OmniglotData, num_ways: int,
+                         num_support: int, num_query: int,
+                         mutually_exclusive: bool) -> tuple[jax.Array, jax.Array]:
+  """(class_ids [ways], drawer_ids [ways, S + Q]) of one meta-training task.
+
+  class_ids index `data.train_images`; class_ids[j] carries label j.
+  NME: class_ids[j] ~ U(label_pools[j]) independently per label (G22).
+  ME: num_ways distinct random train classes; the random draw order is the
+  labelling, so labels are reshuffled every task.
+  """
+  _check_sizes(data.train_images.shape[0], num_ways, num_support, num_query, 'train')
+  class_key, drawer_key = jax.random.split(key)
+  if mutually_exclusive:
+    class_ids = jax.random.choice(class_key, data.train_images.shape[0], (num_ways,),
+                                  replace=False)
+  else:
+    pool_ways, pool_size = data.label_pools.shape
+    if num_ways != pool_ways:
+      raise ValueError(f'num_ways={num_ways} but label_pools were built for '
+                       f'{pool_ways} ways; reload with num_ways={num_ways}.')
+    column = jax.random.randint(class_key, (num_ways,), 0, pool_size)
+    class_ids = jnp.asarray(data.label_pools)[jnp.arange(num_ways), column]
+  return (class_ids.astype(jnp.int32),
+          _draw_drawers(drawer_key, num_ways, num_support + num_query))
+
+
+def sample_test_indices(key: jax.Array, data: OmniglotData, num_ways: int,
+                        num_support: int, num_query: int) -> tuple[jax.Array, jax.Array]:
+  """Like sample_train_indices for num_ways distinct meta-test classes.
+
+  class_ids index `data.test_images`; labels are 0..N-1 in draw order.
+  """
+  _check_sizes(data.test_images.shape[0], num_ways, num_support, num_query, 'test')
+  class_key, drawer_key = jax.random.split(key)
+  class_ids = jax.random.choice(class_key, data.test_images.shape[0], (num_ways,),
+                                replace=False)
+  return (class_ids.astype(jnp.int32),
+          _draw_drawers(drawer_key, num_ways, num_support + num_query))
+
+
+def gather_task(images: jax.Array, class_ids: jax.Array, drawer_ids: jax.Array,
+                num_support: int) -> Task:
+  """Builds a class-major Task (float32 NHWC, ink = 1.0) from indices."""
+  num_ways, count = drawer_ids.shape
+  picked = jnp.asarray(images)[class_ids[:, None], drawer_ids]  # [ways, S + Q, 28, 28]
+  picked = picked.astype(jnp.float32)[..., None]
+
+  def flat(x):
+    shots = x.shape[1]
+    return (x.reshape((num_ways * shots,) + x.shape[2:]),
+            jnp.repeat(jnp.arange(num_ways, dtype=jnp.int32), shots))
+
+  support_x, support_y = flat(picked[:, :num_support])
+  query_x, query_y = flat(picked[:, num_support:count])
+  return Task(support_x, support_y, query_x, query_y)
+
+
+def sample_train_task(key: jax.Array, data: OmniglotData, num_ways: int,
+                      num_support: int, num_query: int,
+                      mutually_exclusive: bool) -> tuple[Task, jax.Array]:
+  """One meta-training task and its class ids (indices into train_images)."""
+  class_ids, drawer_ids = sample_train_indices(key, data, num_ways, num_support,
+                                               num_query, mutually_exclusive)
+  return gather_task(data.train_images, class_ids, drawer_ids, num_support), class_ids
+
+
+def sample_test_task(key: jax.Array, data: OmniglotData, num_ways: int,
+                     num_support: int, num_query: int) -> tuple[Task, jax.Array]:
+  """One meta-test task and its class ids (indices into test_images)."""
+  class_ids, drawer_ids = sample_test_indices(key, data, num_ways, num_support,
+                                              num_query)
+  return gather_task(data.test_images, class_ids, drawer_ids, num_support), class_ids
+
+
+def _check_batch(meta_batch_size: int):
+  if meta_batch_size < 1:
+    raise ValueError(f'meta_batch_size={meta_batch_size} must be >= 1.')
+
+
+def sample_train_batch(key: jax.Array, data: OmniglotData, meta_batch_size: int,
+                       num_ways: int, num_support: int, num_query: int,
+                       mutually_exclusive: bool, return_class_ids: bool = False):
+  """Task with leading axis meta_batch_size (and class ids [B, ways] if asked)."""
+  _check_batch(meta_batch_size)
+  tasks, class_ids = jax.vmap(
+      lambda k: sample_train_task(k, data, num_ways, num_support, num_query,
+                                  mutually_exclusive))(
+                                      jax.random.split(key, meta_batch_size))
+  return (tasks, class_ids) if return_class_ids else tasks
+
+
+def sample_test_batch(key: jax.Array, data: OmniglotData, meta_batch_size: int,
+                      num_ways: int, num_support: int, num_query: int,
+                      return_class_ids: bool = False):
+  """Meta-test Task with leading axis meta_batch_size."""
+  _check_batch(meta_batch_size)
+  tasks, class_ids = jax.vmap(
+      lambda k: sample_test_task(k, data, num_ways, num_support, num_query))(
+          jax.random.split(key, meta_batch_size))
+  return (tasks, class_ids) if return_class_ids else tasks
