@@ -81,13 +81,7 @@ def markdown_table(rows, command: str, protocol: str, wall_seconds: float) -> st
   return '\n'.join(lines) + '\n'
 
 
-def plot_sweep(runs, path):
-  betas = sorted({r['beta'] for r in runs})
-  per_metric = {}
-  for metric in ('mse', 'train_mse_own_context', 'train_mse_other_context'):
-    values = [[r['metrics'][metric] for r in runs if r['beta'] == b] for b in betas]
-    per_metric[metric] = (betas, [np.mean(v) for v in values], [np.std(v) for v in values])
-  plotting.plot_beta_sweep({runs[0]['algo']: per_metric}, path, metrics=tuple(per_metric))
+SWEEP_METRICS = ('mse', 'train_mse_own_context', 'train_mse_other_context')
 
 
 def main(argv):
@@ -123,17 +117,20 @@ def main(argv):
         config, data, [s for _ in betas for s in range(_SWEEP_SEEDS.value)],
         [b for b in betas for _ in range(_SWEEP_SEEDS.value)],
         os.path.join(_RUNS_DIR.value, 'beta_sweep'))
-    plot_sweep(sweep, os.path.join(_OUTPUT_DIR.value, 'pose_beta_sweep.png'))
+    plotting.plot_beta_sweep(
+        {sweep[0]['algo']: plotting.sweep_statistics(sweep, SWEEP_METRICS)},
+        os.path.join(_OUTPUT_DIR.value, 'pose_beta_sweep.png'), metrics=SWEEP_METRICS)
   wall = time.time() - t_start
   table = markdown_table(rows, command.strip(), _PROTOCOL.value, wall)
   if sweep:
     table += ('\n## Beta sweep (paper Fig. 2), ' + NAMES[_SWEEP_ALGO.value] + '\n\n'
               '| beta | test MSE | own ctx | other ctx |\n|---|---|---|---|\n')
-    for beta in sorted({r['beta'] for r in sweep}):
-      group = [r['metrics'] for r in sweep if r['beta'] == beta]
-      table += (f'| {beta:g} | ' + ' | '.join(
-          _stat([m[k] for m in group])
-          for k in ('mse', 'train_mse_own_context', 'train_mse_other_context')) + ' |\n')
+    statistics = plotting.sweep_statistics(sweep, SWEEP_METRICS)
+    for i, beta in enumerate(statistics['mse'][0]):
+      table += f'| {beta:g} | ' + ' | '.join(
+          f'{statistics[k][1][i]:.2f} ({statistics[k][2][i]:.2f})'
+          for k in SWEEP_METRICS) + ' |\n'
+
   with open(os.path.join(_OUTPUT_DIR.value, 'pose_table2.md'), 'w') as f:
     f.write(table)
   with open(os.path.join(_OUTPUT_DIR.value, 'pose_table2.json'), 'w') as f:

@@ -50,6 +50,17 @@ def plot_learning_curves(curves, path: str) -> None:
   plt.close(fig)
 
 
+def sweep_statistics(results, metrics) -> dict:
+  """{metric: (betas, means, stds)} over the seeds of each beta of a sweep's results."""
+  betas = sorted({r['beta'] for r in results})
+  statistics = {}
+  for metric in metrics:
+    values = [[r['metrics'][metric] for r in results if r['beta'] == b] for b in betas]
+    statistics[metric] = (betas, [float(np.mean(v)) for v in values],
+                          [float(np.std(v)) for v in values])
+  return statistics
+
+
 def plot_beta_sweep(sweeps, path: str, metrics=('mse_5shot', 'mse_10shot',
                                                 'train_mse_other_context')) -> None:
   """sweeps: {label: {metric: (betas, means, stds)}}: the paper's Fig. 2 analogue."""

@@ -112,6 +112,13 @@ class Config:
   def method(self) -> MethodDefaults:
     return METHODS[self.algo]
 
+  def _default_inner_steps(self) -> int:
+    # ft / ft_wd train without an inner loop under every protocol.
+    if self.method.train_inner_steps == 0:
+      return 0
+    protocol_steps = PROTOCOLS[self.protocol].train_inner_steps
+    return self.method.train_inner_steps if protocol_steps is None else protocol_steps
+
   def resolved(self) -> dict:
     """Every setting with the method's and protocol's defaults filled in."""
     protocol, method = PROTOCOLS[self.protocol], self.method
@@ -124,8 +131,7 @@ class Config:
         'meta_lr': pick(self.meta_lr, method.meta_lr),
         'weight_decay': pick(self.weight_decay, method.weight_decay),
         'rho_init': pick(self.rho_init, method.rho_init),
-        'train_inner_steps': pick(self.train_inner_steps, method.train_inner_steps and pick(
-            protocol.train_inner_steps, method.train_inner_steps)),
+        'train_inner_steps': pick(self.train_inner_steps, self._default_inner_steps()),
         'num_test_batches': pick(self.num_test_batches, protocol.num_test_batches),
         'meta_batch_size': pick(self.meta_batch_size, protocol.meta_batch_size),
         'crop': protocol.crop,

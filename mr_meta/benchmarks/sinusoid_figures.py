@@ -103,11 +103,7 @@ def beta_sweep(runs, path):
     betas = sorted({r['beta'] for r in run.results})
     if len(betas) < 2:
       continue
-    sweeps[run.label] = {}
-    for metric in run.results[0]['metrics']:
-      values = [[r['metrics'][metric] for r in run.results if r['beta'] == b] for b in betas]
-      sweeps[run.label][metric] = (betas, [np.mean(v) for v in values],
-                                   [np.std(v) for v in values])
+    sweeps[run.label] = plotting.sweep_statistics(run.results, run.results[0]['metrics'])
   if sweeps:
     plotting.plot_beta_sweep(sweeps, path)
   return bool(sweeps)
