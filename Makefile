@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test reproduce-sinusoid reproduce-pose data clean
+.PHONY: demo test reproduce-sinusoid reproduce-pose reproduce-omniglot benchmarks data clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ reproduce-sinusoid: $(STAMP)
 # Tables 2-3 and the Fig. 2 sweep on the CPU protocol (about an hour on 2 cores).
 reproduce-pose: $(STAMP)
 	$(PY) -m experiments.reproduce_pose --output_dir=results
+
+# Tables 4-5 rows on the CPU protocol (about an hour on 2 cores).
+reproduce-omniglot: $(STAMP)
+	$(PY) -m experiments.reproduce_omniglot --output_dir=results
+
+# Throughput against learn2learn and torch.func (builds .venv-peers once).
+benchmarks: $(STAMP)
+	bash benchmarks/peers/setup_env.sh
+	$(PY) -m benchmarks.run --output=results/benchmarks.md
 
 # Renders the pose benchmark into data_cache/pose (or reuses it) and writes
 # results/pose_contact_sheet.png.

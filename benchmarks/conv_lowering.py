@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import timing
 from mr_meta import conv_networks
 from mr_meta import objective
 from mr_meta import provenance
@@ -25,18 +26,6 @@ from mr_meta.tasks import pose as pose_tasks
 _ALGOS = flags.DEFINE_list('algos', ['mr_maml_w', 'maml', 'cnp'], 'Pose methods to time.')
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed repetitions per variant.')
 _PROTOCOL = flags.DEFINE_string('protocol', 'cpu', 'Pose protocol giving the sizes.')
-
-
-def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
-  a = jnp.ones((size, size), jnp.float32)
-  f = jax.jit(lambda a: a @ a)
-  f(a).block_until_ready()
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    f(a).block_until_ready()
-    times.append(time.perf_counter() - t)
-  return 2 * size ** 3 / min(times) / 1e9
 
 
 def fake_data(config: pose.Config) -> pose_tasks.PoseArrays:
@@ -65,7 +54,7 @@ def compiled_step(algo: str, lowering: str):
 
 def main(argv):
   del argv
-  peak = matmul_peak_gflops()
+  peak = timing.matmul_peak_gflops()
   print(f'Machine: {provenance.machine()}; float32 matmul peak {peak:.0f} GFLOP/s')
   print('| algo | lowering | compile (s) | step (ms) | GFLOP/step | GFLOP/s | % of peak |')
   print('|---|---|---|---|---|---|---|')

@@ -22,17 +22,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 nvidia-smi | tee "$out/nvidia-smi.txt" || echo 'nvidia-smi: not available'
-py=
-for candidate in ${PYTHON:-} .venv/bin/python python3; do
-  if command -v "$candidate" >/dev/null && "$candidate" -c \
-      'import jax, os; assert os.environ.get("ALLOW_CPU") or jax.default_backend() == "gpu"' \
-      2>/dev/null; then
-    py=$candidate
-    break
-  fi
-done
-[[ -n $py ]] || { echo 'No Python with a GPU-enabled JAX found.' >&2; exit 1; }
-"$py" -c 'import mr_meta, flax, optax' 2>/dev/null || "$py" -m pip install --quiet -e .
+source experiments/gpu_python.sh
 "$py" -c 'import jax; print("JAX", jax.__version__, jax.devices())'
 
 data_flags=()

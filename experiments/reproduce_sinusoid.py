@@ -18,7 +18,6 @@ import time
 
 from absl import app
 from absl import flags
-import jax
 import numpy as np
 
 from mr_meta import provenance

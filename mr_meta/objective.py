@@ -41,6 +41,10 @@ class MetaLearner:
   predict: Callable[..., jax.Array]
   # Whether test predictions are random and Alg. 3 should average samples.
   stochastic_prediction: bool = False
+  # How meta_objective batches the tasks of a meta-batch: None vmaps them all;
+  # k runs `lax.map` over chunks of k vmapped tasks (less memory; on CPU it
+  # keeps lax.conv from becoming a grouped convolution, benchmarks/run.py).
+  task_map_batch: int | None = None
 
 
 def meta_objective(learner: MetaLearner, params: Params, key: jax.Array,
@@ -50,8 +54,14 @@ def meta_objective(learner: MetaLearner, params: Params, key: jax.Array,
   # Alg. 2, step 1: one theta ~ q(theta) per meta-batch, shared by its tasks.
   concrete = stochastic_weights.sample_weights(weight_key, params)
   num_tasks = jax.tree.leaves(tasks)[0].shape[0]
-  losses, activation_kls = jax.vmap(learner.task_loss, in_axes=(None, 0, 0))(
-      concrete, jax.random.split(task_key, num_tasks), tasks)
+  task_keys = jax.random.split(task_key, num_tasks)
+  if learner.task_map_batch is None:
+    losses, activation_kls = jax.vmap(learner.task_loss, in_axes=(None, 0, 0))(
+        concrete, task_keys, tasks)
+  else:
+    losses, activation_kls = jax.lax.map(
+        lambda key_task: learner.task_loss(concrete, *key_task), (task_keys, tasks),
+        batch_size=learner.task_map_batch)
   kl = stochastic_weights.kl_divergence(params) + jnp.mean(activation_kls)
   data_loss = jnp.mean(losses)
   loss = data_loss + beta * kl

@@ -62,6 +62,38 @@ class ScriptsTest(absltest.TestCase):
     for figure in ('learning_curves', 'adapted_curves', 'onehot_weights', 'beta_sweep'):
       assert_png(self, os.path.join(out, f'{figure}.png'))
 
+  def test_omniglot_reproduction_writes_table_with_paper_numbers(self):
+    out = tempfile.mkdtemp()
+    proc = run_module('experiments.reproduce_omniglot', f'--output_dir={out}',
+                      f'--runs_dir={tempfile.mkdtemp()}', f'--cache_dir={tempfile.mkdtemp()}',
+                      '--rows=fomaml/1/nme/2,maml/1/me/1', '--num_iterations=1',
+                      '--num_test_tasks=4')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    with open(os.path.join(out, 'omniglot_table4.md')) as f:
+      table = f.read()
+    self.assertIn('| FOMAML | NME | 1 | 0 | 1 | 2 |', table)
+    self.assertIn('| 95.8 (0.3), ME |', table)  # Finn et al.'s ME 20-way 1-shot
+    with open(os.path.join(out, 'omniglot_table4.json')) as f:
+      runs = json.load(f)['runs']
+    self.assertEqual([r['row']['algo'] for r in runs], ['fomaml', 'fomaml', 'maml'])
+    proc = run_module('experiments.reproduce_omniglot', '--rows=maml/1/xx/3')
+    self.assertNotEqual(proc.returncode, 0)
+    self.assertIn('expected algo/shots/nme|me/seeds', proc.stderr)
+
+  def test_benchmark_writes_table_and_names_missing_peers(self):
+    out = os.path.join(tempfile.mkdtemp(), 'benchmarks.md')
+    proc = run_module('benchmarks.run', '--only=sinusoid_maml', '--sweep_steps=0',
+                      '--repeats=1', '--min_seconds=0.01', f'--output={out}',
+                      '--peers_python=/nonexistent/python')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    with open(out) as f:
+      table = f.read()
+    self.assertRegex(table, r'\| Sinusoid MAML [^|]* \| mr_meta \(JAX\) \| [0-9.]+ \|')
+    self.assertIn('/nonexistent/python not found', table)
+    with open(out[:-3] + '.json') as f:
+      self.assertGreater(
+          json.load(f)['workloads']['sinusoid_maml'][0]['tasks_per_second'], 0)
+
 
 if __name__ == '__main__':
   absltest.main()

@@ -1,4 +1,5 @@
 """Tests of the outer objective and of population training (beta sweeps, resume, NaN)."""
+import dataclasses
 import functools
 
 from absl.testing import absltest
@@ -105,6 +106,40 @@ class PopulationTest(absltest.TestCase):
     resumed, history = _train([BETAS[1]], 10, states=first)
     self.assertEqual(history['loss'].shape, (1, 1))
     chex.assert_trees_all_equal(resumed, self.singles[1])
+
+
+class TaskBatchingTest(absltest.TestCase):
+
+  def test_lax_map_over_tasks_matches_vmap(self):
+    params = _LEARNER.init(jax.random.PRNGKey(0))
+    tasks, key = _sample_tasks(jax.random.PRNGKey(1)), jax.random.PRNGKey(2)
+    grad = lambda learner: jax.jit(jax.grad(
+        lambda p: objective.meta_objective(learner, p, key, tasks, 1e-3)[0]))(params)
+    vmapped = grad(_LEARNER)
+    for chunk in (1, 2):
+      chex.assert_trees_all_close(
+          grad(dataclasses.replace(_LEARNER, task_map_batch=chunk)), vmapped,
+          rtol=1e-5, atol=1e-6)
+
+
+class CompilationTest(absltest.TestCase):
+
+  def test_chunks_of_one_length_compile_once(self):
+    compiles = []
+    listener = lambda event, *args, **kwargs: compiles.append(event) if (
+        event == '/jax/core/compile/backend_compile_duration') else None
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    self.addCleanup(jax.monitoring.unregister_event_duration_listener, listener)
+
+    def count(num_steps):
+      before = len(compiles)
+      _train([0.0], num_steps, states=_initial_state(), log_every=2)
+      return len(compiles) - before
+
+    one_chunk = count(2)
+    self.assertGreater(one_chunk, 0)  # the listener sees compilations
+    # Three chunks run the same program: no compilation beyond one chunk's.
+    self.assertLessEqual(count(6), one_chunk)
 
 
 class MakePopulationTest(absltest.TestCase):

@@ -1,0 +1,275 @@
+r"""Meta-training throughput against the PyTorch peers, and the 8-beta sweep.
+
+  benchmarks/peers/setup_env.sh        # once: .venv-peers with torch + learn2learn
+  python -m benchmarks.run             # writes results/benchmarks.md
+
+Every workload runs in a fresh subprocess of its own (so compile caches and
+peak RSS are per workload) one after the other in one invocation, and the
+ratios come from that same invocation. A workload times full meta-training
+steps after compilation: for JAX, `training.train_step` (task sampling on
+device, second-order meta-gradient, Adam) under one jitted `fori_loop`; for
+the peers, the same models and sizes on fixed synthetic tasks
+(`benchmarks/peers/torch_maml.py`). tasks/s = meta-batch / median step time.
+GFLOP/s uses XLA's cost analysis of one step; the peak is a float32 matmul.
+"""
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+
+from benchmarks import timing
+from mr_meta import conv_networks
+from mr_meta import provenance
+from mr_meta import training
+
+_OUTPUT = flags.DEFINE_string('output', 'results/benchmarks.md', 'Markdown report.')
+_PEERS_PYTHON = flags.DEFINE_string(
+    'peers_python', '.venv-peers/bin/python',
+    'Python of the peers environment (benchmarks/peers/setup_env.sh); '
+    'peers are skipped, and said so, when it is missing.')
+_PEERS_DEVICE = flags.DEFINE_string('peers_device', 'cpu', "torch device of the peers ('cuda').")
+_POSE_PROTOCOL = flags.DEFINE_string('pose_protocol', 'cpu', 'Sizes of the pose workload.')
+_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed repetitions per workload.')
+_MIN_SECONDS = flags.DEFINE_float('min_seconds', 1.0,
+                                  'Each timed repetition runs at least this long.')
+_SWEEP_STEPS = flags.DEFINE_integer('sweep_steps', 10_000,
+                                    'Meta-training steps of each beta-sweep run.')
+_ONLY = flags.DEFINE_list('only', [], 'Workload names to run (default: all).')
+_WORKER = flags.DEFINE_string('worker', None, 'Internal: run one JAX workload, print JSON.')
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SWEEP_BETAS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+
+
+# ---------------------------------------------------------------------------
+# JAX workloads: (config, learner, optimizer, sampler, task_data) builders.
+
+
+def _sinusoid(algo, meta_batch_size=1):
+  from mr_meta.benchmarks import sinusoid
+  config = sinusoid.Config(algo=algo, meta_batch_size=meta_batch_size)
+  return (sinusoid.build_learner(config), sinusoid.build_optimizer(config),
+          sinusoid.task_sampler(config), None, config.meta_batch_size)
+
+
+def _omniglot(algo, task_map_batch=None):
+  import dataclasses
+  from mr_meta.benchmarks import omniglot
+  config = omniglot.Config(algo=algo, protocol='full', num_shots=1, num_ways=20)
+  data, _ = omniglot.load_task_data(config)
+  learner = dataclasses.replace(omniglot.build_learner(config),
+                                task_map_batch=task_map_batch)
+  return (learner, omniglot.build_optimizer(config),
+          omniglot.task_sampler(config), data, config.resolved()['meta_batch_size'])
+
+
+def _pose(algo):
+  import numpy as np
+  from mr_meta.benchmarks import pose
+  from mr_meta.tasks import pose as pose_tasks
+  config = pose.Config(algo=algo, protocol=_POSE_PROTOCOL.value)
+  settings = config.resolved()
+  rng = np.random.default_rng(0)  # throughput does not depend on the pixels
+  images = lambda n: rng.integers(0, 256, (n, 100, settings['image_size'],
+                                           settings['image_size']), np.uint8)
+  labels = lambda n: rng.uniform(0, 10, (n, 100)).astype(np.float32)
+  data = jax.device_put(pose_tasks.PoseArrays(images(65), labels(65), images(15), labels(15)))
+  return (pose.build_learner(config), pose.build_optimizer(config),
+          pose.task_sampler(config), data, settings['meta_batch_size'])
+
+
+# name -> (description, JAX builder, lowering, peer problem or None)
+WORKLOADS = {
+    'sinusoid_maml': ('Sinusoid MAML (MLP 40-40, 10+10 shots, 1 inner step, meta-batch 1)',
+                      lambda: _sinusoid('maml'), 'patches', 'sinusoid'),
+    'sinusoid_maml_mb25': ('Sinusoid MAML, meta-batch 25 (Finn et al.\'s)',
+                           lambda: _sinusoid('maml', 25), 'patches', 'sinusoid'),
+    'sinusoid_mr_maml_w': ('Sinusoid MR-MAML(W)', lambda: _sinusoid('mr_maml_w'),
+                           'patches', None),
+    'omniglot_maml': ('Omniglot conv4 MAML (64 filters, 20-way 1-shot, meta-batch 16, '
+                      '5 second-order inner steps)', lambda: _omniglot('maml'),
+                      'patches', 'omniglot'),
+    'omniglot_maml_xla_conv': ('Omniglot conv4 MAML, lax.conv lowering (vmap -> grouped '
+                               'convolutions)', lambda: _omniglot('maml'), 'xla', None),
+    'omniglot_maml_map': ('Omniglot conv4 MAML, tasks one at a time (lax.map)',
+                          lambda: _omniglot('maml', 1), 'patches', None),
+    'omniglot_maml_xla_conv_map': ('Omniglot conv4 MAML, lax.conv lowering, tasks one at '
+                                   'a time (lax.map)', lambda: _omniglot('maml', 1), 'xla',
+                                   None),
+    'omniglot_fomaml': ('Omniglot conv4 FOMAML (first order; the second-order share of '
+                        'the step)', lambda: _omniglot('fomaml'), 'patches', None),
+    'omniglot_mr_maml_w': ('Omniglot MR-MAML(W) (full protocol sizes)',
+                           lambda: _omniglot('mr_maml_w'), 'patches', None),
+    'pose_mr_maml_w': ('Pose MR-MAML(W) (--pose_protocol sizes; cpu: 32px, 16 filters, '
+                       'meta-batch 5)', lambda: _pose('mr_maml_w'), 'patches', None),
+}
+
+
+def run_jax_workload(name: str) -> dict:
+  _, build, lowering, _ = WORKLOADS[name]
+  beta = jnp.float32(1e-4)
+  with conv_networks.conv_lowering(lowering):
+    learner, optimizer, sampler, data, meta_batch = build()
+    state = training.init_state(learner, optimizer, jax.random.PRNGKey(0))
+    baseline_rss = _peak_rss_mb()
+
+    def step(state, data):
+      return training.train_step(learner, optimizer, sampler, state, beta, data)[0]
+
+    def steps(state, data, count):
+      return jax.lax.fori_loop(0, count, lambda _, s: step(s, data), state)
+
+    t0 = time.perf_counter()
+    one_step = jax.jit(step).lower(state, data).compile()
+    compile_seconds = time.perf_counter() - t0
+    many = jax.jit(steps, static_argnums=2)
+    # Steps per timed call: enough for min_seconds; calibrated on one step.
+    t0 = time.perf_counter()
+    jax.block_until_ready(one_step(state, data))
+    count = max(1, int(_MIN_SECONDS.value / (time.perf_counter() - t0)))
+    jax.block_until_ready(many(state, data, count))  # compiles
+    times = []
+    for _ in range(_REPEATS.value):
+      t0 = time.perf_counter()
+      state = jax.block_until_ready(many(state, data, count))
+      times.append((time.perf_counter() - t0) / count)
+  cost = one_step.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  memory = one_step.memory_analysis()
+  step_seconds = statistics.median(times)
+  return {
+      'impl': 'mr_meta (JAX)' + ('' if lowering == 'patches' else f', {lowering} conv')
+              + (', lax.map' if learner.task_map_batch else ''),
+      'meta_batch_size': meta_batch,
+      'step_seconds_median': step_seconds,
+      'tasks_per_second': meta_batch / step_seconds,
+      'compile_seconds': compile_seconds,
+      # XLA counts a loop body once, so a lax.map step has no usable count.
+      'flops_per_step': None if learner.task_map_batch else float(cost.get('flops', 0.0)),
+      'xla_temp_mb': memory.temp_size_in_bytes / 2 ** 20 if memory else None,
+      'peak_rss_mb': _peak_rss_mb(),
+      'rss_before_first_step_mb': baseline_rss,  # imports, model, data
+  }
+
+
+def _peak_rss_mb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _subprocess_json(argv: list[str]) -> dict:
+  result = subprocess.run(argv, capture_output=True, text=True, cwd=REPO_ROOT)
+  if result.returncode != 0:
+    return {'error': (result.stderr or result.stdout).strip().splitlines()[-1:]}
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_peer(problem: str, impl: str, meta_batch_size: int | None) -> dict:
+  """The peer on the JAX workload's meta-batch (its own default if that failed)."""
+  argv = [_PEERS_PYTHON.value, os.path.join(REPO_ROOT, 'benchmarks', 'peers', 'torch_maml.py'),
+          f'--problem={problem}', f'--impl={impl}', f'--repeats={_REPEATS.value}',
+          *([f'--meta_batch_size={meta_batch_size}'] if meta_batch_size else []),
+          '--warmup=2', f'--device={_PEERS_DEVICE.value}']
+  out = _subprocess_json(argv)
+  if 'error' not in out:
+    out['impl'] = (f'learn2learn {out.get("learn2learn_version")}' if impl == 'learn2learn'
+                   else f'torch.func {out.get("torch_version")} '
+                        f'({"vmap" if out.get("vmap") else "loop"})')
+  return out
+
+
+def beta_sweep_rows(steps: int) -> list[str]:
+  from benchmarks import beta_sweep
+  from mr_meta.benchmarks import sinusoid
+  config = sinusoid.Config(algo='maml')
+  beta_sweep.timed_run(config, SWEEP_BETAS[:1], 1)  # backend start-up, charged to no variant
+  single = beta_sweep.timed_run(config, SWEEP_BETAS[:1], steps)
+  sweep = beta_sweep.timed_run(config, SWEEP_BETAS, steps)
+  sequential = sum(beta_sweep.timed_run(config, (b,), steps) for b in SWEEP_BETAS)
+  return [f'| sinusoid maml | {steps} | {single:.1f} | {sweep:.1f} | {sequential:.1f} | '
+          f'{sweep / single:.2f} | {sequential / sweep:.1f} |']
+
+
+def _fmt(value, spec):
+  return '' if value is None else format(value, spec)
+
+
+def main(argv):
+  del argv
+  if _WORKER.value:
+    print(json.dumps(run_jax_workload(_WORKER.value)))
+    return
+  names = _ONLY.value or list(WORKLOADS)
+  peak = timing.matmul_peak_gflops()
+  have_peers = os.path.exists(_PEERS_PYTHON.value)
+  lines = [
+      '# Throughput benchmarks', '',
+      f'Command: `python -m benchmarks.run{" " if sys.argv[1:] else ""}'
+      f'{" ".join(sys.argv[1:])}` (peers: `benchmarks/peers/setup_env.sh`).', '',
+      f'Machine: {provenance.machine()}; float32 matmul peak {peak:.0f} GFLOP/s.', '',
+      'Meta-training steps after compilation, median of '
+      f'{_REPEATS.value} timed repetitions; each workload in its own process, all '
+      'in this one run. `vs learn2learn` = tasks/s over learn2learn\'s. '
+      '"step memory" = peak RSS minus RSS before the first step (imports, model and '
+      'data excluded; JAX\'s includes compiling the step; the peers\' torch is the PyPI '
+      'CUDA build, whose import alone holds ~500 MB). "XLA temp" = the compiled '
+      'step\'s scratch buffers.', '',
+      '| workload | implementation | tasks/s | step (ms) | vs learn2learn | compile (s) '
+      '| GFLOP/step | GFLOP/s | % of matmul peak | step memory (MB) | XLA temp (MB) |',
+      '|---|---|---|---|---|---|---|---|---|---|---|',
+  ]
+  records = {}
+  for name in names:
+    description, _, _, peer_problem = WORKLOADS[name]
+    rows = [_subprocess_json([sys.executable, '-m', 'benchmarks.run', f'--worker={name}',
+                              f'--repeats={_REPEATS.value}',
+                              f'--min_seconds={_MIN_SECONDS.value}',
+                              f'--pose_protocol={_POSE_PROTOCOL.value}'])]
+    if peer_problem:
+      for impl in ('learn2learn', 'torch_func'):
+        rows.append(run_peer(peer_problem, impl, rows[0].get('meta_batch_size'))
+                    if have_peers else
+                    {'impl': impl, 'error': [f'{_PEERS_PYTHON.value} not found']})
+    records[name] = rows
+    l2l = next((r for r in rows if r.get('impl', '').startswith('learn2learn')
+                and 'error' not in r), None)
+    for row in rows:
+      if 'error' in row:
+        lines.append(f'| {description} | {row.get("impl", "")} | error: '
+                     f'{" ".join(row["error"])} ||||||||')
+        continue
+      flops = row.get('flops_per_step')
+      gflops = flops / row['step_seconds_median'] / 1e9 if flops else None
+      ratio = row['tasks_per_second'] / l2l['tasks_per_second'] if l2l else None
+      lines.append(
+          f'| {description} | {row["impl"]} | {row["tasks_per_second"]:.1f} | '
+          f'{row["step_seconds_median"] * 1e3:.1f} | {_fmt(ratio, ".1f")} | '
+          f'{_fmt(row.get("compile_seconds"), ".1f")} | {_fmt(flops and flops / 1e9, ".2f")} | '
+          f'{_fmt(gflops, ".1f")} | {_fmt(gflops and 100 * gflops / peak, ".0f")} | '
+          f'{row["peak_rss_mb"] - row["rss_before_first_step_mb"]:.0f} | '
+          f'{_fmt(row.get("xla_temp_mb"), ".0f")} |')
+    print('\n'.join(lines[-len(rows):]), flush=True)
+  if _SWEEP_STEPS.value:
+    lines += ['', '## 8-beta vmapped sweep (one jitted program) vs one run vs 8 runs', '',
+              f'Betas {list(SWEEP_BETAS)}; wall time end to end, compilation included.', '',
+              '| workload | steps | 1 run (s) | 8-beta sweep (s) | 8 sequential runs (s) '
+              '| sweep / 1 run | sequential / sweep |', '|---|---|---|---|---|---|---|']
+    lines += beta_sweep_rows(_SWEEP_STEPS.value)
+    print(lines[-1], flush=True)
+  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
+  with open(_OUTPUT.value, 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  with open(os.path.splitext(_OUTPUT.value)[0] + '.json', 'w') as f:
+    json.dump({'matmul_peak_gflops': peak, 'machine': provenance.machine(),
+               'workloads': records}, f, indent=1)
+
+
+if __name__ == '__main__':
+  app.run(main)
