@@ -178,7 +178,9 @@ def run_peer(problem: str, impl: str, meta_batch_size: int | None) -> dict:
           *([f'--meta_batch_size={meta_batch_size}'] if meta_batch_size else []),
           '--warmup=2', f'--device={_PEERS_DEVICE.value}']
   out = _subprocess_json(argv)
-  if 'error' not in out:
+  if 'error' in out:
+    out['impl'] = impl
+  else:
     out['impl'] = (f'learn2learn {out.get("learn2learn_version")}' if impl == 'learn2learn'
                    else f'torch.func {out.get("torch_version")} '
                         f'({"vmap" if out.get("vmap") else "loop"})')
