@@ -30,19 +30,26 @@ def timed_run(config, betas, num_steps):
   return time.perf_counter() - t0
 
 
+def sweep_timings(config, num_steps: int) -> dict:
+  """Seconds of a 1-step run (compilation), one run, the 8-beta sweep, 8 sequential runs."""
+  return {
+      'compile': timed_run(config, BETAS[:1], 1),
+      'single': timed_run(config, BETAS[:1], num_steps),
+      'sweep': timed_run(config, BETAS, num_steps),
+      'sequential': sum(timed_run(config, (beta,), num_steps) for beta in BETAS),
+  }
+
+
 def main(argv):
   del argv
   print('| algo | steps | compile (s) | 1 run (s) | 8-beta vmapped sweep (s) | '
         '8 sequential runs (s) | sweep / 1 run | sequential / sweep |')
   print('|---|---|---|---|---|---|---|---|')
   for algo in _ALGOS.value:
-    config = sinusoid.Config(algo=algo)
-    compile_s = timed_run(config, BETAS[:1], 1)
-    single = timed_run(config, BETAS[:1], _STEPS.value)
-    sweep = timed_run(config, BETAS, _STEPS.value)
-    sequential = sum(timed_run(config, (beta,), _STEPS.value) for beta in BETAS)
-    print(f'| {algo} | {_STEPS.value} | {compile_s:.1f} | {single:.1f} | {sweep:.1f} | '
-          f'{sequential:.1f} | {sweep / single:.2f} | {sequential / sweep:.1f} |', flush=True)
+    t = sweep_timings(sinusoid.Config(algo=algo), _STEPS.value)
+    print(f'| {algo} | {_STEPS.value} | {t["compile"]:.1f} | {t["single"]:.1f} | '
+          f'{t["sweep"]:.1f} | {t["sequential"]:.1f} | {t["sweep"] / t["single"]:.2f} | '
+          f'{t["sequential"] / t["sweep"]:.1f} |', flush=True)
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ the peers, the same models and sizes on fixed synthetic tasks
 (`benchmarks/peers/torch_maml.py`). tasks/s = meta-batch / median step time.
 GFLOP/s uses XLA's cost analysis of one step; the peak is a float32 matmul.
 """
+import dataclasses
 import json
 import os
 import resource
@@ -24,6 +25,7 @@ from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from benchmarks import timing
 from mr_meta import conv_networks
@@ -46,7 +48,6 @@ _ONLY = flags.DEFINE_list('only', [], 'Workload names to run (default: all).')
 _WORKER = flags.DEFINE_string('worker', None, 'Internal: run one JAX workload, print JSON.')
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SWEEP_BETAS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
 # ---------------------------------------------------------------------------
@@ -61,7 +62,6 @@ def _sinusoid(algo, meta_batch_size=1):
 
 
 def _omniglot(algo, task_map_batch=None):
-  import dataclasses
   from mr_meta.benchmarks import omniglot
   config = omniglot.Config(algo=algo, protocol='full', num_shots=1, num_ways=20)
   data, _ = omniglot.load_task_data(config)
@@ -72,7 +72,6 @@ def _omniglot(algo, task_map_batch=None):
 
 
 def _pose(algo):
-  import numpy as np
   from mr_meta.benchmarks import pose
   from mr_meta.tasks import pose as pose_tasks
   config = pose.Config(algo=algo, protocol=_POSE_PROTOCOL.value)
@@ -187,16 +186,19 @@ def run_peer(problem: str, impl: str, meta_batch_size: int | None) -> dict:
   return out
 
 
-def beta_sweep_rows(steps: int) -> list[str]:
+def beta_sweep_section(steps: int) -> list[str]:
+  # Imported here: beta_sweep's own flags have no place in this binary's --help.
   from benchmarks import beta_sweep
   from mr_meta.benchmarks import sinusoid
-  config = sinusoid.Config(algo='maml')
-  beta_sweep.timed_run(config, SWEEP_BETAS[:1], 1)  # backend start-up, charged to no variant
-  single = beta_sweep.timed_run(config, SWEEP_BETAS[:1], steps)
-  sweep = beta_sweep.timed_run(config, SWEEP_BETAS, steps)
-  sequential = sum(beta_sweep.timed_run(config, (b,), steps) for b in SWEEP_BETAS)
-  return [f'| sinusoid maml | {steps} | {single:.1f} | {sweep:.1f} | {sequential:.1f} | '
-          f'{sweep / single:.2f} | {sequential / sweep:.1f} |']
+  t = beta_sweep.sweep_timings(sinusoid.Config(algo='maml'), steps)
+  return [
+      '', '## 8-beta vmapped sweep (one jitted program) vs one run vs 8 runs', '',
+      f'Betas {list(beta_sweep.BETAS)}; wall time end to end, compilation included.', '',
+      '| workload | steps | 1 run (s) | 8-beta sweep (s) | 8 sequential runs (s) '
+      '| sweep / 1 run | sequential / sweep |', '|---|---|---|---|---|---|---|',
+      f'| sinusoid maml | {steps} | {t["single"]:.1f} | {t["sweep"]:.1f} | '
+      f'{t["sequential"]:.1f} | {t["sweep"] / t["single"]:.2f} | '
+      f'{t["sequential"] / t["sweep"]:.1f} |']
 
 
 def _fmt(value, spec):
@@ -259,11 +261,7 @@ def main(argv):
           f'{_fmt(row.get("xla_temp_mb"), ".0f")} |')
     print('\n'.join(lines[-len(rows):]), flush=True)
   if _SWEEP_STEPS.value:
-    lines += ['', '## 8-beta vmapped sweep (one jitted program) vs one run vs 8 runs', '',
-              f'Betas {list(SWEEP_BETAS)}; wall time end to end, compilation included.', '',
-              '| workload | steps | 1 run (s) | 8-beta sweep (s) | 8 sequential runs (s) '
-              '| sweep / 1 run | sequential / sweep |', '|---|---|---|---|---|---|---|']
-    lines += beta_sweep_rows(_SWEEP_STEPS.value)
+    lines += beta_sweep_section(_SWEEP_STEPS.value)
     print(lines[-1], flush=True)
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
   with open(_OUTPUT.value, 'w') as f:

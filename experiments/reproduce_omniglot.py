@@ -83,7 +83,7 @@ def markdown_table(results, command: str, wall_seconds: float) -> str:
       '# NME Omniglot 20-way: paper Tables 4-5 reproduction', '',
       f'Command: `{command}`  ',
       f'Machine: {provenance.machine()}  ',
-      f'Protocol: `{_PROTOCOL.value}` ({settings["num_filters"]} filters, meta-batch '
+      f'Protocol: `{settings["protocol"]}` ({settings["num_filters"]} filters, meta-batch '
       f'{settings["meta_batch_size"]}, {settings["train_inner_steps"]} inner steps at lr '
       f'{settings["inner_lr"]:g} in training, {settings["test_inner_steps"]} at test); '
       f'wall time {wall_seconds / 60:.1f} min for everything below.', '',
