@@ -92,9 +92,12 @@ class BatchStatNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    axes = tuple(range(x.ndim - 1))
-    mean = jnp.mean(x, axes, keepdims=True)
-    var = jnp.var(x, axes, keepdims=True)
+    # Statistics of the [-1, C] view: the same sums as reducing the leading
+    # axes, without the transposes XLA's CPU backend inserts for the
+    # second-order pass of that form (about 10% of an Omniglot MAML step).
+    flat = x.reshape(-1, x.shape[-1])
+    mean = jnp.mean(flat, 0)
+    var = jnp.mean(jnp.square(flat - mean), 0)
     offset = self.param('offset', nn.initializers.zeros, (x.shape[-1],))
     return (x - mean) * jax.lax.rsqrt(var + BN_EPSILON) + offset
 

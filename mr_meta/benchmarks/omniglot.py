@@ -212,7 +212,10 @@ def build_learner(config: Config, test_inner_steps: int | None = None
       test_inner_steps=(config.test_inner_steps if test_inner_steps is None
                         else test_inner_steps),
       encoder=encoder, encoder_kind=kind, rho_init=settings['rho_init'],
-      first_order=settings['first_order'], loss_fn=finn_xent)
+      first_order=settings['first_order'], loss_fn=finn_xent,
+      # Unrolled inner steps: ~10% faster second-order steps on CPU than
+      # lax.scan for ~5 s more compile (measured; no gain on pose or sinusoid).
+      use_scan=False)
   if settings['taml_weight'] > 0:
     unadapted = learner if test_inner_steps == 0 else build_learner(config, 0)
     learner = with_entropy_reward(learner, unadapted, settings['taml_weight'])
