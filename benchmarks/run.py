@@ -51,14 +51,17 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ---------------------------------------------------------------------------
-# JAX workloads: (config, learner, optimizer, sampler, task_data) builders.
+# JAX workloads: builders of (learner, optimizer, sampler, task_data,
+# meta-batch size, whether XLA's FLOP count is the step's). XLA counts a loop
+# body once, so a lax.scan inner loop of several steps is undercounted.
 
 
 def _sinusoid(algo, meta_batch_size=1):
   from mr_meta.benchmarks import sinusoid
   config = sinusoid.Config(algo=algo, meta_batch_size=meta_batch_size)
   return (sinusoid.build_learner(config), sinusoid.build_optimizer(config),
-          sinusoid.task_sampler(config), None, config.meta_batch_size)
+          sinusoid.task_sampler(config), None, config.meta_batch_size,
+          config.train_inner_steps <= 1)
 
 
 def _omniglot(algo, task_map_batch=None):
@@ -67,8 +70,9 @@ def _omniglot(algo, task_map_batch=None):
   data, _ = omniglot.load_task_data(config)
   learner = dataclasses.replace(omniglot.build_learner(config),
                                 task_map_batch=task_map_batch)
-  return (learner, omniglot.build_optimizer(config),
-          omniglot.task_sampler(config), data, config.resolved()['meta_batch_size'])
+  return (learner, omniglot.build_optimizer(config),  # inner loop unrolled
+          omniglot.task_sampler(config), data, config.resolved()['meta_batch_size'],
+          task_map_batch is None)
 
 
 def _pose(algo):
@@ -82,7 +86,8 @@ def _pose(algo):
   labels = lambda n: rng.uniform(0, 10, (n, 100)).astype(np.float32)
   data = jax.device_put(pose_tasks.PoseArrays(images(65), labels(65), images(15), labels(15)))
   return (pose.build_learner(config), pose.build_optimizer(config),
-          pose.task_sampler(config), data, settings['meta_batch_size'])
+          pose.task_sampler(config), data, settings['meta_batch_size'],
+          settings['train_inner_steps'] <= 1)
 
 
 # name -> (description, JAX builder, lowering, peer problem or None)
@@ -116,7 +121,7 @@ def run_jax_workload(name: str) -> dict:
   _, build, lowering, _ = WORKLOADS[name]
   beta = jnp.float32(1e-4)
   with conv_networks.conv_lowering(lowering):
-    learner, optimizer, sampler, data, meta_batch = build()
+    learner, optimizer, sampler, data, meta_batch, flops_countable = build()
     state = training.init_state(learner, optimizer, jax.random.PRNGKey(0))
     baseline_rss = _peak_rss_mb()
 
@@ -151,8 +156,7 @@ def run_jax_workload(name: str) -> dict:
       'step_seconds_median': step_seconds,
       'tasks_per_second': meta_batch / step_seconds,
       'compile_seconds': compile_seconds,
-      # XLA counts a loop body once, so a lax.map step has no usable count.
-      'flops_per_step': None if learner.task_map_batch else float(cost.get('flops', 0.0)),
+      'flops_per_step': float(cost.get('flops', 0.0)) if flops_countable else None,
       'xla_temp_mb': memory.temp_size_in_bytes / 2 ** 20 if memory else None,
       'peak_rss_mb': _peak_rss_mb(),
       'rss_before_first_step_mb': baseline_rss,  # imports, model, data
