@@ -25,7 +25,7 @@ reproduce-sinusoid: $(STAMP)
 reproduce-pose: $(STAMP)
 	$(PY) -m experiments.reproduce_pose --output_dir=results
 
-# Tables 4-5 rows on the CPU protocol (about 70 minutes on 2 cores).
+# Tables 4-5 rows on the CPU protocol (about an hour on 2 cores).
 reproduce-omniglot: $(STAMP)
 	$(PY) -m experiments.reproduce_omniglot --output_dir=results
 
