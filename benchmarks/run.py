@@ -20,15 +20,18 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any, Callable, NamedTuple
 
 from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from benchmarks import timing
 from mr_meta import conv_networks
+from mr_meta import objective
 from mr_meta import provenance
 from mr_meta import training
 
@@ -51,17 +54,26 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ---------------------------------------------------------------------------
-# JAX workloads: builders of (learner, optimizer, sampler, task_data,
-# meta-batch size, whether XLA's FLOP count is the step's). XLA counts a loop
-# body once, so a lax.scan inner loop of several steps is undercounted.
+# JAX workloads.
+
+
+class JaxWorkload(NamedTuple):
+  learner: objective.MetaLearner
+  optimizer: optax.GradientTransformation
+  sampler: Callable
+  task_data: Any
+  meta_batch_size: int
+  # XLA's cost analysis counts a loop body once, so a step whose work sits in
+  # a loop (lax.map over tasks, a multi-step lax.scan inner loop) has no count.
+  flops_countable: bool
 
 
 def _sinusoid(algo, meta_batch_size=1):
   from mr_meta.benchmarks import sinusoid
   config = sinusoid.Config(algo=algo, meta_batch_size=meta_batch_size)
-  return (sinusoid.build_learner(config), sinusoid.build_optimizer(config),
-          sinusoid.task_sampler(config), None, config.meta_batch_size,
-          config.train_inner_steps <= 1)
+  return JaxWorkload(sinusoid.build_learner(config), sinusoid.build_optimizer(config),
+                     sinusoid.task_sampler(config), None, config.meta_batch_size,
+                     flops_countable=config.train_inner_steps <= 1)
 
 
 def _omniglot(algo, task_map_batch=None):
@@ -70,9 +82,9 @@ def _omniglot(algo, task_map_batch=None):
   data, _ = omniglot.load_task_data(config)
   learner = dataclasses.replace(omniglot.build_learner(config),
                                 task_map_batch=task_map_batch)
-  return (learner, omniglot.build_optimizer(config),  # inner loop unrolled
-          omniglot.task_sampler(config), data, config.resolved()['meta_batch_size'],
-          task_map_batch is None)
+  return JaxWorkload(learner, omniglot.build_optimizer(config), omniglot.task_sampler(config),
+                     data, config.resolved()['meta_batch_size'],
+                     flops_countable=task_map_batch is None)  # inner loop unrolled
 
 
 def _pose(algo):
@@ -85,9 +97,9 @@ def _pose(algo):
                                            settings['image_size']), np.uint8)
   labels = lambda n: rng.uniform(0, 10, (n, 100)).astype(np.float32)
   data = jax.device_put(pose_tasks.PoseArrays(images(65), labels(65), images(15), labels(15)))
-  return (pose.build_learner(config), pose.build_optimizer(config),
-          pose.task_sampler(config), data, settings['meta_batch_size'],
-          settings['train_inner_steps'] <= 1)
+  return JaxWorkload(pose.build_learner(config), pose.build_optimizer(config),
+                     pose.task_sampler(config), data, settings['meta_batch_size'],
+                     flops_countable=settings['train_inner_steps'] <= 1)
 
 
 # name -> (description, JAX builder, lowering, peer problem or None)
