@@ -68,8 +68,9 @@ class JaxWorkload(NamedTuple):
   flops_countable: bool
 
 
-def _sinusoid(algo, meta_batch_size=1):
+def _sinusoid(algo, meta_batch_size=1, prng_impl=training.PRNG_IMPLS[0]):
   from mr_meta.benchmarks import sinusoid
+  training.use_prng_impl(prng_impl)  # this worker process only
   config = sinusoid.Config(algo=algo, meta_batch_size=meta_batch_size)
   return JaxWorkload(sinusoid.build_learner(config), sinusoid.build_optimizer(config),
                      sinusoid.task_sampler(config), None, config.meta_batch_size,
@@ -108,6 +109,9 @@ WORKLOADS = {
                       lambda: _sinusoid('maml'), 'patches', 'sinusoid'),
     'sinusoid_maml_mb25': ('Sinusoid MAML, meta-batch 25 (Finn et al.\'s)',
                            lambda: _sinusoid('maml', 25), 'patches', 'sinusoid'),
+    'sinusoid_maml_philox': ('Sinusoid MAML, meta-batch 1, `--prng_impl=philox2x32`',
+                             lambda: _sinusoid('maml', prng_impl='philox2x32'), 'patches',
+                             'sinusoid'),
     'sinusoid_mr_maml_w': ('Sinusoid MR-MAML(W)', lambda: _sinusoid('mr_maml_w'),
                            'patches', None),
     'omniglot_maml': ('Omniglot conv4 MAML (64 filters, 20-way 1-shot, meta-batch 16, '

@@ -46,6 +46,10 @@ def define_population_flags(log_every: int = 500):
       'beta', None, 'KL weight; a comma-separated list trains a vmapped sweep. '
       "Default: the method's paper value.")
   flags.DEFINE_integer('seed', 0, 'Seed of the run (every beta of a sweep shares it).')
+  flags.DEFINE_enum('prng_impl', training.PRNG_IMPLS[0], training.PRNG_IMPLS,
+                    "JAX's random generator for every key of the run. threefry2x32 (JAX's "
+                    'default) made the committed tables; philox2x32 makes small steps '
+                    'faster on CPU.')
   flags.DEFINE_integer(
       'num_seeds', 1, 'Train seeds seed..seed+n-1 for every beta, all in one vmapped program.')
   flags.DEFINE_string('output_dir', None, 'Where results.json goes.', required=True)
@@ -79,8 +83,9 @@ def logging_settings() -> dict:
 
 
 def population(default_beta: float) -> tuple[list[int], list[float]]:
-  """(seeds, betas) of every run: each beta crossed with each seed."""
+  """(seeds, betas) of every run: each beta crossed with each seed, under --prng_impl."""
   values = flags.FLAGS
+  training.use_prng_impl(values.prng_impl)
   betas = parse_betas(values.beta, default_beta)
   seeds = range(values.seed, values.seed + values.num_seeds)
   runs = [(seed, beta) for beta in betas for seed in seeds]
@@ -106,9 +111,12 @@ def run_flags(module_name: str) -> dict:
   """The flags of the binary `module_name` that determine its numbers."""
   values = flags.FLAGS
   names = [f.name for f in values.get_flags_for_module(module_name)]
-  names += ['beta', 'seed', 'num_seeds', 'num_devices']
-  return {name: values[name].value for name in sorted(set(names))
-          if name not in RESUMABLE_FLAGS}
+  names += ['beta', 'seed', 'num_seeds', 'num_devices', 'prng_impl']
+  run = {name: values[name].value for name in sorted(set(names))
+         if name not in RESUMABLE_FLAGS}
+  if run['prng_impl'] == training.PRNG_IMPLS[0]:
+    del run['prng_impl']  # runs from before the flag existed used it; they stay resumable
+  return run
 
 
 def prepare_output_dir(output_dir: str, run: dict, overwrite: bool) -> None:

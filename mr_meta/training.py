@@ -65,6 +65,19 @@ def train_step(learner: MetaLearner, optimizer: optax.GradientTransformation,
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
+# JAX PRNGs a run may use: JAX's default, and Philox (Salmon et al. 2011), whose
+# hash XLA:CPU runs unrolled where it runs threefry as rolled while loops; that
+# makes small CPU steps faster (see BUILD_NOTES, benchmarks).
+PRNG_IMPLS = ('threefry2x32', 'philox2x32')
+
+
+def use_prng_impl(name: str) -> None:
+  """Makes `name` the generator behind every key of this process (raw keys included)."""
+  if name not in PRNG_IMPLS:
+    raise ValueError(f'Unknown PRNG implementation {name!r}; expected one of {PRNG_IMPLS}.')
+  jax.config.update('jax_default_prng_impl', name)
+
+
 def make_population(seeds: Sequence[int], betas: Sequence[float]):
   """Stacked root keys and betas for runs (seeds[i], betas[i])."""
   if len(seeds) != len(betas):

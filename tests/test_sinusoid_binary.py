@@ -53,6 +53,24 @@ class SinusoidBinaryTest(parameterized.TestCase):
       self.check_entry(entry, 'mr_cnp_w', beta)
     self.assertNotEqual(entries[0]['metrics'], entries[1]['metrics'])
 
+  def test_prng_impl_changes_numbers_is_recorded_and_not_mixed_on_resume(self):
+    philox_dir, threefry_dir = tempfile.mkdtemp(), tempfile.mkdtemp()
+    tiny = ['--algo=mr_maml_w', '--seed=3', *TINY_FLAGS]
+    proc = run_binary(*tiny, '--prng_impl=philox2x32', f'--output_dir={philox_dir}')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    proc = run_binary(*tiny, f'--output_dir={philox_dir}')
+    self.assertNotEqual(proc.returncode, 0)
+    self.assertIn('different flags (prng_impl)', proc.stderr)
+    proc = run_binary(*tiny, f'--output_dir={threefry_dir}')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    entries = {}
+    for name, out in [('philox2x32', philox_dir), ('threefry2x32', threefry_dir)]:
+      with open(os.path.join(out, 'results.json')) as f:
+        entries[name] = json.load(f)
+      self.check_entry(entries[name], 'mr_maml_w', sinusoid.METHODS['mr_maml_w'].beta)
+      self.assertEqual(entries[name]['prng_impl'], name)
+    self.assertNotEqual(entries['philox2x32']['metrics'], entries['threefry2x32']['metrics'])
+
   @parameterized.named_parameters(
       ('unknown_algo', ['--algo=reptile'], 'reptile'),
       ('negative_beta', ['--beta=-0.1'], 'non-negative'),
@@ -61,6 +79,7 @@ class SinusoidBinaryTest(parameterized.TestCase):
       ('zero_support', ['--num_support=0'], 'num_support must be at least 1'),
       ('zero_test_shots', ['--test_shots=0'], 'test_shots must be positive'),
       ('negative_iterations', ['--num_iterations=-5'], 'num_iterations'),
+      ('unknown_prng', ['--prng_impl=mt19937'], 'prng_impl'),
   )
   def test_bad_flag_fails_before_training(self, flags, message):
     out = os.path.join(tempfile.mkdtemp(), 'run')

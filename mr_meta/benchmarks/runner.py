@@ -109,7 +109,8 @@ def train_and_evaluate(
     if writer is not None:
       writer.write(num_iterations, i, {f'eval/{k}': v for k, v in run_metrics.items()})
     results.append({'benchmark': benchmark, 'algo': learner.name, 'beta': float(beta),
-                    'seed': int(seed), 'metrics': run_metrics, 'config': config_record})
+                    'seed': int(seed), 'prng_impl': jax.config.jax_default_prng_impl,
+                    'metrics': run_metrics, 'config': config_record})
   if output_dir is not None:
     writer.close()
     with open(os.path.join(output_dir, 'results.json'), 'w') as f:
