@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from mr_meta import objective
 from mr_meta import plotting
+from mr_meta import training
 from mr_meta.benchmarks import sinusoid
 from mr_meta.tasks import sinusoid as sinusoid_tasks
 
@@ -38,8 +39,8 @@ def _curve_panels(trained, key):
   """Adapted curves of every trained method on the same few 5-shot test tasks."""
   panels = []
   for i in range(NUM_PANELS):
-    task = sinusoid_tasks.sample_test_task(
-        jax.random.fold_in(jax.random.PRNGKey(sinusoid.EVAL_TASKS_SEEDS['test']), i), DEMO_SHOTS)
+    test_key = training.fixed_task_key(sinusoid.EVAL_TASKS_SEEDS['test'])
+    task = sinusoid_tasks.sample_test_task(jax.random.fold_in(test_key, i), DEMO_SHOTS)
     predictions = {}
     for algo, (learner, params, config) in trained.items():
       predictions[algo] = objective.predict_averaged(

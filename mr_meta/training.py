@@ -78,6 +78,12 @@ def use_prng_impl(name: str) -> None:
   jax.config.update('jax_default_prng_impl', name)
 
 
+def fixed_task_key(seed: int) -> jax.Array:
+  """Key of a fixed set of evaluation tasks, a threefry key whatever the run's
+  generator, so that runs under every `PRNG_IMPLS` are scored on the same tasks."""
+  return jax.random.key(seed, impl=PRNG_IMPLS[0])
+
+
 def make_population(seeds: Sequence[int], betas: Sequence[float]):
   """Stacked root keys and betas for runs (seeds[i], betas[i])."""
   if len(seeds) != len(betas):

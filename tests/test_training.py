@@ -142,6 +142,24 @@ class CompilationTest(absltest.TestCase):
     self.assertLessEqual(count(6), one_chunk)
 
 
+class PrngImplTest(absltest.TestCase):
+
+  def test_run_keys_follow_the_generator_but_fixed_task_keys_do_not(self):
+    fixed_before = _sample_tasks(training.fixed_task_key(7))
+    run_before = training.make_population([7], [0.0])[0]
+    training.use_prng_impl('philox2x32')
+    try:
+      fixed_after = _sample_tasks(training.fixed_task_key(7))
+      run_after = training.make_population([7], [0.0])[0]
+    finally:
+      training.use_prng_impl('threefry2x32')
+    chex.assert_trees_all_equal(fixed_before, fixed_after)
+    self.assertEqual(run_before.shape, (1, 2))  # threefry's raw key
+    self.assertEqual(run_after.shape, (1, 1))   # philox's
+    with self.assertRaisesRegex(ValueError, 'Unknown PRNG implementation'):
+      training.use_prng_impl('mt19937')
+
+
 class MakePopulationTest(absltest.TestCase):
 
   def test_valid(self):

@@ -46,6 +46,7 @@ from mr_meta import conv_networks
 from mr_meta import maml
 from mr_meta import objective
 from mr_meta import optimizers
+from mr_meta import training
 from mr_meta.benchmarks import runner
 from mr_meta.tasks import omniglot as tasks
 
@@ -277,10 +278,10 @@ def evaluate(learner: objective.MetaLearner, unadapted: objective.MetaLearner, p
   num_test, num_train = settings['num_test_tasks'], settings['num_train_eval_tasks']
   test_ids, test_drawers = jax.vmap(lambda k: tasks.sample_test_indices(
       k, data, ways, shots, query))(jax.random.split(
-          jax.random.PRNGKey(EVAL_TASKS_SEED), num_test))
+          training.fixed_task_key(EVAL_TASKS_SEED), num_test))
   train_ids, train_drawers = jax.vmap(lambda k: tasks.sample_train_indices(
       k, data, ways, shots, query, mutually_exclusive=not config.nme))(jax.random.split(
-          jax.random.PRNGKey(TRAIN_EVAL_TASKS_SEED), num_train))
+          training.fixed_task_key(TRAIN_EVAL_TASKS_SEED), num_train))
   images = jnp.concatenate([jnp.asarray(data.train_images),
                             jnp.asarray(data.test_images)])
   class_ids = jnp.concatenate([train_ids, test_ids + data.train_images.shape[0]])

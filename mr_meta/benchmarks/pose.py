@@ -20,6 +20,7 @@ from mr_meta import conv_networks
 from mr_meta import maml
 from mr_meta import objective
 from mr_meta import optimizers
+from mr_meta import training
 from mr_meta.benchmarks import runner
 from mr_meta.tasks import pose as tasks
 from mr_meta.tasks import pose_data
@@ -241,10 +242,10 @@ def evaluate(learner, params, key, data: tasks.PoseArrays, config: Config) -> di
   settings = config.resolved()
   num_tasks = settings['num_test_batches'] * settings['meta_batch_size']
   test_tasks = tasks.sample_batch(
-      jax.random.PRNGKey(EVAL_TASKS_SEED), data.test_images, data.test_labels,
+      training.fixed_task_key(EVAL_TASKS_SEED), data.test_images, data.test_labels,
       num_tasks, config.num_support, config.num_query)
   own, other = tasks.sample_other_context_pair(
-      jax.random.PRNGKey(METER_TASKS_SEED), data.train_images, data.train_labels,
+      training.fixed_task_key(METER_TASKS_SEED), data.train_images, data.train_labels,
       config.num_meter_tasks, config.num_support, config.num_query)
   keys = jax.random.split(key, 3)
   return {

@@ -11,6 +11,7 @@ from mr_meta import maml
 from mr_meta import networks
 from mr_meta import objective
 from mr_meta import optimizers
+from mr_meta import training
 from mr_meta.benchmarks import runner
 from mr_meta.tasks import sinusoid as tasks
 
@@ -186,14 +187,14 @@ def _mean_task_mse(learner, params, key, tasks_to_score, adapt_on, config: Confi
 def test_mse(learner, params, key, num_support: int, config: Config):
   """Mean over the fixed meta-test tasks of the MSE to the true curve."""
   task_keys = jax.random.split(
-      jax.random.PRNGKey(EVAL_TASKS_SEEDS[config.eval_split]), config.num_test_tasks)
+      training.fixed_task_key(EVAL_TASKS_SEEDS[config.eval_split]), config.num_test_tasks)
   test_tasks = jax.vmap(lambda k: tasks.sample_test_task(k, num_support))(task_keys)
   return _mean_task_mse(learner, params, key, test_tasks, test_tasks, config)
 
 
 def memorization_meter(learner, params, key, config: Config):
   """Query MSE on meta-training tasks after adapting to their own / another task's support."""
-  keys = jax.random.split(jax.random.PRNGKey(METER_TASKS_SEED), config.num_test_tasks)
+  keys = jax.random.split(training.fixed_task_key(METER_TASKS_SEED), config.num_test_tasks)
   own, other = jax.vmap(lambda k: tasks.sample_other_context_pair(
       k, config.num_support))(keys)
   return (_mean_task_mse(learner, params, key, own, own, config),

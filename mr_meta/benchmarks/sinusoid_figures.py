@@ -14,6 +14,7 @@ import numpy as np
 from mr_meta import metric_writers
 from mr_meta import objective
 from mr_meta import plotting
+from mr_meta import training
 from mr_meta.benchmarks import runner
 from mr_meta.benchmarks import sinusoid
 from mr_meta.tasks import sinusoid as sinusoid_tasks
@@ -74,8 +75,9 @@ def learning_curves(runs, path):
 
 
 def adapted_curves_and_weights(runs, curves_path, weights_path):
-  panels = [sinusoid_tasks.sample_test_task(jax.random.fold_in(
-      jax.random.PRNGKey(sinusoid.EVAL_TASKS_SEEDS['test']), i), 5) for i in range(NUM_PANELS)]
+  test_key = training.fixed_task_key(sinusoid.EVAL_TASKS_SEEDS['test'])
+  panels = [sinusoid_tasks.sample_test_task(jax.random.fold_in(test_key, i), 5)
+            for i in range(NUM_PANELS)]
   predictions = [{} for _ in panels]
   weight_maps = {}
   for run in runs:
