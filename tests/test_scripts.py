@@ -94,6 +94,12 @@ class ScriptsTest(absltest.TestCase):
       self.assertGreater(
           json.load(f)['workloads']['sinusoid_maml'][0]['tasks_per_second'], 0)
 
+  def test_prng_benchmark_times_every_generator(self):
+    proc = run_module('benchmarks.prng', '--repeats=1', '--steps=2')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    self.assertIn('| threefry2x32 step (us) | philox2x32 step (us) |', proc.stdout)
+    self.assertRegex(proc.stdout, r'\| mr_maml_w \| 1 \| [0-9]+ \| [0-9]+ \| [0-9.]+x \|')
+
 
 if __name__ == '__main__':
   absltest.main()
