@@ -34,7 +34,7 @@ def parse_betas(text: str | None, default: float) -> list[float]:
 
 
 def define_population_flags(log_every: int = 500):
-  """--beta (a list is one vmapped sweep), --seed(s), --output_dir, --overwrite, devices, logging."""
+  """--beta (a list is one vmapped sweep), --seed(s), --prng_impl, output dir, devices, logging."""
   def valid_beta(text):
     try:
       parse_betas(text, 0.0)
