@@ -112,11 +112,22 @@ def run_flags(module_name: str) -> dict:
   values = flags.FLAGS
   names = [f.name for f in values.get_flags_for_module(module_name)]
   names += ['beta', 'seed', 'num_seeds', 'num_devices', 'prng_impl']
-  run = {name: values[name].value for name in sorted(set(names))
-         if name not in RESUMABLE_FLAGS}
-  if run['prng_impl'] == training.PRNG_IMPLS[0]:
-    del run['prng_impl']  # runs from before the flag existed used it; they stay resumable
-  return run
+  return {name: values[name].value for name in sorted(set(names))
+          if name not in RESUMABLE_FLAGS}
+
+
+def changed_flags(previous: dict, run: dict) -> list[str]:
+  """Flags on which two runs differ; a flag missing from `previous` counts as its default.
+
+  A flag added after a run was made is missing from that run's config.json; the run used
+  what is now the flag's default, so it stays resumable under the default.
+  """
+  def recorded(name):
+    if name in previous:
+      return previous[name]
+    return flags.FLAGS[name].default if name in flags.FLAGS else None
+  return sorted(name for name in set(previous) | set(run)
+                if name not in run or recorded(name) != run[name])
 
 
 def prepare_output_dir(output_dir: str, run: dict, overwrite: bool) -> None:
@@ -124,11 +135,9 @@ def prepare_output_dir(output_dir: str, run: dict, overwrite: bool) -> None:
   path = os.path.join(output_dir, 'config.json')
   if os.path.exists(path):
     with open(path) as f:
-      previous = json.load(f).get('flags')
-    if previous != run:
+      changed = changed_flags(json.load(f).get('flags') or {}, run)
+    if changed:
       if not overwrite:
-        changed = sorted(k for k in set(previous or {}) | set(run)
-                         if (previous or {}).get(k) != run.get(k))
         raise app.UsageError(
             f'{output_dir} holds a run with different flags ({", ".join(changed)}); '
             'pass --overwrite to replace it or choose another --output_dir.')

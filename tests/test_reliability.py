@@ -108,6 +108,24 @@ class OutputDirTest(absltest.TestCase):
     with open(os.path.join(out, 'results.json')) as f:
       self.assertEqual(json.load(f)['beta'], 0.5)
 
+  def test_flag_missing_from_an_older_config_counts_as_its_default(self):
+    out = tempfile.mkdtemp()
+    tiny = ['--algo=cnp', '--num_iterations=4', '--log_every=2', f'--output_dir={out}']
+    self.assertEqual(run_binary(*tiny).returncode, 0)
+    config_path = os.path.join(out, 'config.json')
+    with open(config_path) as f:
+      config = json.load(f)
+    self.assertEqual(config['flags'].pop('prng_impl'), 'threefry2x32')
+    self.assertEqual(config['flags'].pop('test_shots'), ['5', '10'])
+    with open(config_path, 'w') as f:
+      json.dump(config, f)  # as written before these flags existed
+    proc = run_binary(*tiny, '--prng_impl=philox2x32')
+    self.assertNotEqual(proc.returncode, 0)
+    self.assertIn('holds a run with different flags (prng_impl)', proc.stderr)
+    proc = run_binary(*tiny)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    self.assertIn('Resumed from the checkpoint at step 4', proc.stderr)
+
   def test_config_metrics_and_tensorboard_are_written(self):
     out = tempfile.mkdtemp()
     proc = run_binary('--algo=mr_cnp_w', '--num_iterations=6', '--log_every=2',
