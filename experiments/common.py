@@ -122,12 +122,10 @@ def changed_flags(previous: dict, run: dict) -> list[str]:
   A flag added after a run was made is missing from that run's config.json; the run used
   what is now the flag's default, so it stays resumable under the default.
   """
-  def recorded(name):
-    if name in previous:
-      return previous[name]
-    return flags.FLAGS[name].default if name in flags.FLAGS else None
+  # Every key of `run` is a defined flag, so a name missing from `previous` has a default.
   return sorted(name for name in set(previous) | set(run)
-                if name not in run or recorded(name) != run[name])
+                if name not in run
+                or previous.get(name, flags.FLAGS[name].default) != run[name])
 
 
 def prepare_output_dir(output_dir: str, run: dict, overwrite: bool) -> None:
