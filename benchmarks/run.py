@@ -3,12 +3,13 @@ r"""Meta-training throughput against the PyTorch peers, and the 8-beta sweep.
   benchmarks/peers/setup_env.sh        # once: .venv-peers with torch + learn2learn
   python -m benchmarks.run             # writes results/benchmarks.md
 
-Every workload runs in a fresh subprocess of its own (so compile caches and
-peak RSS are per workload) one after the other in one invocation, and the
-ratios come from that same invocation. A workload times full meta-training
-steps after compilation: for JAX, `training.train_step` (task sampling on
-device, second-order meta-gradient, Adam) under one jitted `fori_loop`; for
-the peers, the same models and sizes on fixed synthetic tasks
+Every implementation of a workload runs in a fresh subprocess of its own (so
+compile caches and peak RSS are its own), and a workload's implementations
+are timed in turns, one repetition each per round (`TurnTimer`), so each
+round's speed ratio sees the same machine load. A workload times full
+meta-training steps after compilation: for JAX, `training.train_step` (task
+sampling on device, second-order meta-gradient, Adam) under one jitted
+`fori_loop`; for the peers, the same models and sizes on fixed synthetic tasks
 (`benchmarks/peers/torch_maml.py`). tasks/s = meta-batch / median step time.
 GFLOP/s uses XLA's cost analysis of one step; the peak is a float32 matmul.
 """
@@ -19,6 +20,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -42,13 +44,16 @@ _PEERS_PYTHON = flags.DEFINE_string(
     'peers are skipped, and said so, when it is missing.')
 _PEERS_DEVICE = flags.DEFINE_string('peers_device', 'cpu', "torch device of the peers ('cuda').")
 _POSE_PROTOCOL = flags.DEFINE_string('pose_protocol', 'cpu', 'Sizes of the pose workload.')
-_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed repetitions per workload.')
+_REPEATS = flags.DEFINE_integer(
+    'repeats', 5, 'Rounds of timed repetitions (one per implementation) per workload.')
 _MIN_SECONDS = flags.DEFINE_float('min_seconds', 1.0,
                                   'Each timed repetition runs at least this long.')
 _SWEEP_STEPS = flags.DEFINE_integer('sweep_steps', 10_000,
                                     'Meta-training steps of each beta-sweep run.')
 _ONLY = flags.DEFINE_list('only', [], 'Workload names to run (default: all).')
-_WORKER = flags.DEFINE_string('worker', None, 'Internal: run one JAX workload, print JSON.')
+_WORKER = flags.DEFINE_string(
+    'worker', None, "Internal: compile one JAX workload, time a repetition per 'time' "
+    'line on stdin, print the summary JSON at end of input.')
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -133,7 +138,8 @@ WORKLOADS = {
 }
 
 
-def run_jax_workload(name: str) -> dict:
+def serve_jax_workload(name: str) -> dict:
+  """Compiles the workload, then times one repetition per 'time' line on stdin."""
   _, build, lowering, _ = WORKLOADS[name]
   beta = jnp.float32(1e-4)
   with conv_networks.conv_lowering(lowering):
@@ -150,17 +156,27 @@ def run_jax_workload(name: str) -> dict:
     t0 = time.perf_counter()
     one_step = jax.jit(step).lower(state, data).compile()
     compile_seconds = time.perf_counter() - t0
-    many = jax.jit(steps, static_argnums=2)
-    # Steps per timed call: enough for min_seconds; calibrated on one step.
-    t0 = time.perf_counter()
-    jax.block_until_ready(one_step(state, data))
-    count = max(1, int(_MIN_SECONDS.value / (time.perf_counter() - t0)))
-    jax.block_until_ready(many(state, data, count))  # compiles
-    times = []
-    for _ in range(_REPEATS.value):
+    many = jax.jit(steps)  # a traced count: calibrating it compiles nothing new
+
+    def run(count):
       t0 = time.perf_counter()
-      state = jax.block_until_ready(many(state, data, count))
-      times.append((time.perf_counter() - t0) / count)
+      jax.block_until_ready(many(state, data, count))
+      return time.perf_counter() - t0
+
+    # Steps per timed call: doubled until a call lasts min_seconds. (Scaling
+    # from one step's time undercounts: the first calls pay one-off costs.)
+    run(1)
+    count = 1
+    while run(count) < _MIN_SECONDS.value:
+      count *= 2
+    print(json.dumps({'event': 'ready', 'meta_batch_size': meta_batch}), flush=True)
+    times = []
+    for line in sys.stdin:
+      if line.strip() == 'time':
+        t0 = time.perf_counter()
+        state = jax.block_until_ready(many(state, data, count))
+        times.append((time.perf_counter() - t0) / count)
+        print(json.dumps({'seconds_per_step': times[-1]}), flush=True)
   cost = one_step.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   memory = one_step.memory_analysis()
@@ -170,6 +186,7 @@ def run_jax_workload(name: str) -> dict:
               + (', lax.map' if learner.task_map_batch else ''),
       'meta_batch_size': meta_batch,
       'step_seconds_median': step_seconds,
+      'step_seconds_all': times,
       'tasks_per_second': meta_batch / step_seconds,
       'compile_seconds': compile_seconds,
       'flops_per_step': float(cost.get('flops', 0.0)) if flops_countable else None,
@@ -183,27 +200,117 @@ def _peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _subprocess_json(argv: list[str]) -> dict:
-  result = subprocess.run(argv, capture_output=True, text=True, cwd=REPO_ROOT)
-  if result.returncode != 0:
-    return {'error': (result.stderr or result.stdout).strip().splitlines()[-1:]}
-  return json.loads(result.stdout.strip().splitlines()[-1])
+# ---------------------------------------------------------------------------
+# Timing in turns.
+
+# Between turns, so that the last process's idle threads (torch's OpenMP pool
+# spins for a while after a step) do not steal the next one's cores.
+_TURN_PAUSE_SECONDS = 0.2
 
 
-def run_peer(problem: str, impl: str, meta_batch_size: int | None) -> dict:
-  """The peer on the JAX workload's meta-batch (its own default if that failed)."""
-  argv = [_PEERS_PYTHON.value, os.path.join(REPO_ROOT, 'benchmarks', 'peers', 'torch_maml.py'),
-          f'--problem={problem}', f'--impl={impl}', f'--repeats={_REPEATS.value}',
-          *([f'--meta_batch_size={meta_batch_size}'] if meta_batch_size else []),
-          '--warmup=2', f'--device={_PEERS_DEVICE.value}']
-  out = _subprocess_json(argv)
-  if 'error' in out:
-    out['impl'] = impl
-  else:
-    out['impl'] = (f'learn2learn {out.get("learn2learn_version")}' if impl == 'learn2learn'
-                   else f'torch.func {out.get("torch_version")} '
-                        f'({"vmap" if out.get("vmap") else "loop"})')
-  return out
+class TurnTimer:
+  """A benchmark process that times one repetition each time it is asked.
+
+  Every implementation of a workload runs in its own process (own compile
+  cache, own peak RSS); timing them in turns, one repetition each per round,
+  exposes them to the same machine load, so the ratio within a round is far
+  less noisy than the ratio of runs made minutes apart.
+  """
+
+  def __init__(self, argv: list[str]):
+    self._stderr = tempfile.TemporaryFile('w+')  # a pipe could fill and block it
+    self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=self._stderr, text=True, cwd=REPO_ROOT)
+    self.ready = self._reply()  # {'event': 'ready', ...}, or {'error': [...]}
+
+  def _reply(self) -> dict:
+    for line in self._proc.stdout:
+      try:
+        return json.loads(line)
+      except ValueError:
+        continue
+    self._proc.wait()
+    self._stderr.seek(0)
+    tail = self._stderr.read().strip().splitlines()[-1:]
+    return {'error': tail or [f'exited with code {self._proc.returncode}']}
+
+  @property
+  def failed(self) -> bool:
+    return 'error' in self.ready
+
+  def time_repetition(self) -> float | None:
+    """Seconds per step of one repetition, or None once the process has failed."""
+    if self.failed:
+      return None
+    self._proc.stdin.write('time\n')
+    self._proc.stdin.flush()
+    reply = self._reply()
+    if 'error' in reply:
+      self.ready = reply
+    return reply.get('seconds_per_step')
+
+  def finish(self) -> dict:
+    """The process's summary (its last line of output after the end of input)."""
+    if not self.failed:
+      self._proc.stdin.close()
+      self.ready = self._reply()
+    self._proc.wait()
+    return self.ready
+
+
+def time_in_turns(timers: dict[str, TurnTimer], rounds: int) -> dict[str, list]:
+  """Per timer, seconds per step of each round (None where it had failed)."""
+  names = list(timers)
+  times = {name: [] for name in names}
+  for r in range(rounds):
+    for name in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
+      times[name].append(timers[name].time_repetition())
+      time.sleep(_TURN_PAUSE_SECONDS)
+  return times
+
+
+def peer_argv(problem: str, impl: str, meta_batch_size: int) -> list[str]:
+  return [_PEERS_PYTHON.value, os.path.join(REPO_ROOT, 'benchmarks', 'peers', 'torch_maml.py'),
+          f'--problem={problem}', f'--impl={impl}', f'--meta_batch_size={meta_batch_size}',
+          '--warmup=2', f'--min_seconds={_MIN_SECONDS.value}',
+          f'--device={_PEERS_DEVICE.value}', '--serve']
+
+
+def peer_row(impl: str, summary: dict) -> dict:
+  if 'error' not in summary:
+    impl = (f'learn2learn {summary.get("learn2learn_version")}' if impl == 'learn2learn'
+            else f'torch.func {summary.get("torch_version")} '
+                 f'({"vmap" if summary.get("vmap") else "loop"})')
+  return {**summary, 'impl': impl}
+
+
+def ratios_to(reference: list, times: list) -> list[float]:
+  """Per round, how many times faster than the reference (same meta-batch)."""
+  return [ref / t for ref, t in zip(reference, times) if ref and t]
+
+
+def time_workload(name: str, have_peers: bool) -> list[dict]:
+  """Rows of one workload: JAX first, then the peers, timed in turns."""
+  _, _, _, peer_problem = WORKLOADS[name]
+  timers = {'jax': TurnTimer([sys.executable, '-m', 'benchmarks.run', f'--worker={name}',
+                              f'--min_seconds={_MIN_SECONDS.value}',
+                              f'--pose_protocol={_POSE_PROTOCOL.value}'])}
+  missing = []
+  for impl in ('learn2learn', 'torch_func') if peer_problem else ():
+    if not have_peers:
+      missing.append({'impl': impl, 'error': [f'{_PEERS_PYTHON.value} not found']})
+    elif not timers['jax'].failed:  # the peers take the JAX workload's meta-batch
+      timers[impl] = TurnTimer(peer_argv(peer_problem, impl,
+                                         timers['jax'].ready['meta_batch_size']))
+  times = time_in_turns({k: t for k, t in timers.items() if not t.failed}, _REPEATS.value)
+  rows = []
+  for key, timer in timers.items():
+    summary = timer.finish()
+    row = summary if key == 'jax' else peer_row(key, summary)
+    if 'learn2learn' in times and key in times and 'error' not in row:
+      row['vs_learn2learn_per_round'] = ratios_to(times['learn2learn'], times[key])
+    rows.append(row)
+  return rows + missing
 
 
 def beta_sweep_section(steps: int) -> list[str]:
@@ -228,20 +335,22 @@ def _fmt(value, spec):
 def main(argv):
   del argv
   if _WORKER.value:
-    print(json.dumps(run_jax_workload(_WORKER.value)))
+    print(json.dumps(serve_jax_workload(_WORKER.value)))
     return
   names = _ONLY.value or list(WORKLOADS)
   peak = timing.matmul_peak_gflops()
   have_peers = os.path.exists(_PEERS_PYTHON.value)
+  command = f'python -m benchmarks.run{" " if sys.argv[1:] else ""}{" ".join(sys.argv[1:])}'
   lines = [
       '# Throughput benchmarks', '',
-      f'Command: `python -m benchmarks.run{" " if sys.argv[1:] else ""}'
-      f'{" ".join(sys.argv[1:])}` (peers: `benchmarks/peers/setup_env.sh`).', '',
+      f'Command: `{command}` (peers: `benchmarks/peers/setup_env.sh`).', '',
       f'Machine: {provenance.machine()}; float32 matmul peak {peak:.0f} GFLOP/s.', '',
-      'Meta-training steps after compilation, median of '
-      f'{_REPEATS.value} timed repetitions; each workload in its own process, all '
-      'in this one run. `vs learn2learn` = tasks/s over learn2learn\'s. '
-      '"step memory" = peak RSS minus RSS before the first step (imports, model and '
+      'Meta-training steps after compilation. Each implementation runs in its own '
+      f'process, and a workload\'s implementations are timed in turns: {_REPEATS.value} '
+      f'rounds of one repetition each (at least {_MIN_SECONDS.value:g} s of whole steps). '
+      'tasks/s and step time are medians over the rounds; `vs learn2learn` is the median '
+      'over rounds of the speed ratio within a round, with its range over rounds in '
+      'brackets. "step memory" = peak RSS minus RSS before the first step (imports, model and '
       'data excluded; JAX\'s includes compiling the step; the peers\' torch is the PyPI '
       'CUDA build, whose import alone holds ~500 MB). "XLA temp" = the compiled '
       'step\'s scratch buffers.', '',
@@ -251,19 +360,8 @@ def main(argv):
   ]
   records = {}
   for name in names:
-    description, _, _, peer_problem = WORKLOADS[name]
-    rows = [_subprocess_json([sys.executable, '-m', 'benchmarks.run', f'--worker={name}',
-                              f'--repeats={_REPEATS.value}',
-                              f'--min_seconds={_MIN_SECONDS.value}',
-                              f'--pose_protocol={_POSE_PROTOCOL.value}'])]
-    if peer_problem:
-      for impl in ('learn2learn', 'torch_func'):
-        rows.append(run_peer(peer_problem, impl, rows[0].get('meta_batch_size'))
-                    if have_peers else
-                    {'impl': impl, 'error': [f'{_PEERS_PYTHON.value} not found']})
-    records[name] = rows
-    l2l = next((r for r in rows if r.get('impl', '').startswith('learn2learn')
-                and 'error' not in r), None)
+    description = WORKLOADS[name][0]
+    rows = records[name] = time_workload(name, have_peers)
     for row in rows:
       if 'error' in row:
         lines.append(f'| {description} | {row.get("impl", "")} | error: '
@@ -271,10 +369,12 @@ def main(argv):
         continue
       flops = row.get('flops_per_step')
       gflops = flops / row['step_seconds_median'] / 1e9 if flops else None
-      ratio = row['tasks_per_second'] / l2l['tasks_per_second'] if l2l else None
+      ratios = row.get('vs_learn2learn_per_round')
+      ratio = (f'{statistics.median(ratios):.1f} ({min(ratios):.1f}-{max(ratios):.1f})'
+               if ratios else '')
       lines.append(
           f'| {description} | {row["impl"]} | {row["tasks_per_second"]:.1f} | '
-          f'{row["step_seconds_median"] * 1e3:.1f} | {_fmt(ratio, ".1f")} | '
+          f'{row["step_seconds_median"] * 1e3:.1f} | {ratio} | '
           f'{_fmt(row.get("compile_seconds"), ".1f")} | {_fmt(flops and flops / 1e9, ".2f")} | '
           f'{_fmt(gflops, ".1f")} | {_fmt(gflops and 100 * gflops / peak, ".0f")} | '
           f'{row["peak_rss_mb"] - row["rss_before_first_step_mb"]:.0f} | '
@@ -287,8 +387,8 @@ def main(argv):
   with open(_OUTPUT.value, 'w') as f:
     f.write('\n'.join(lines) + '\n')
   with open(os.path.splitext(_OUTPUT.value)[0] + '.json', 'w') as f:
-    json.dump({'matmul_peak_gflops': peak, 'machine': provenance.machine(),
-               'workloads': records}, f, indent=1)
+    json.dump({'command': command, 'matmul_peak_gflops': peak,
+               'machine': provenance.machine(), 'workloads': records}, f, indent=1)
 
 
 if __name__ == '__main__':

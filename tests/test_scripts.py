@@ -94,6 +94,31 @@ class ScriptsTest(absltest.TestCase):
       self.assertGreater(
           json.load(f)['workloads']['sinusoid_maml'][0]['tasks_per_second'], 0)
 
+  def test_turn_timer_times_in_turns_and_reports_a_process_that_fails(self):
+    from benchmarks import run  # pylint: disable=import-outside-toplevel
+    serve = (
+        'import json, sys\n'
+        'print(json.dumps({{"event": "ready"}}), flush=True)\n'
+        'for n, line in enumerate(sys.stdin):\n'
+        '  if n == {fail_after}: sys.exit("worker failed on purpose")\n'
+        '  print(json.dumps({{"seconds_per_step": {seconds}}}), flush=True)\n'
+        'print(json.dumps({{"impl": "fake"}}))\n')
+    timers = {
+        'steady': run.TurnTimer([sys.executable, '-c',
+                                 serve.format(fail_after=-1, seconds=0.5)]),
+        'failing': run.TurnTimer([sys.executable, '-c',
+                                  serve.format(fail_after=1, seconds=0.25)]),
+        'broken': run.TurnTimer([sys.executable, '-c', 'import no_such_module']),
+    }
+    self.assertTrue(timers['broken'].failed)
+    self.assertIn('no_such_module', timers['broken'].ready['error'][0])
+    times = run.time_in_turns(timers, rounds=3)
+    self.assertEqual(times, {'steady': [0.5] * 3, 'failing': [0.25, None, None],
+                             'broken': [None] * 3})
+    self.assertEqual(timers['steady'].finish(), {'impl': 'fake'})
+    self.assertIn('worker failed on purpose', timers['failing'].finish()['error'][0])
+    self.assertEqual(run.ratios_to(times['steady'], times['failing']), [2.0])
+
   def test_prng_benchmark_times_every_generator(self):
     proc = run_module('benchmarks.prng', '--repeats=1', '--steps=2')
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])

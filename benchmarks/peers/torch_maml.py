@@ -11,6 +11,9 @@ else goes to stderr):
   python benchmarks/peers/torch_maml.py --problem omniglot --impl torch_func \\
       --meta_batch_size 16 --warmup 2 --repeats 10 --num_threads 2
 
+With --serve it times one repetition per 'time' line on stdin instead, so
+that benchmarks/run.py can time it in turns with the JAX step.
+
 Implementations:
   learn2learn  l2l.algorithms.MAML(model, lr, first_order=False); per task of
                the meta-batch (a Python loop) learner = maml.clone(),
@@ -318,16 +321,37 @@ def learn2learn_version():
     return None
 
 
+def timed_steps(step, batch, min_seconds):
+  """Seconds per step over one repetition: at least one step and min_seconds."""
+  count, start = 0, time.perf_counter()
+  while True:
+    step(batch)
+    count += 1
+    elapsed = time.perf_counter() - start
+    if elapsed >= min_seconds:
+      return elapsed / count
+
+
 def run_timing(args):
+  """Warm-up, then --repeats repetitions; with --serve, one per 'time' line on stdin."""
   impl, step = build(args)
   batch = device_batch(args, seed=1)
   baseline_rss = peak_rss_mb()
-  times = []
-  for _ in range(args.warmup + args.repeats):
-    start = time.perf_counter()
+  start = time.perf_counter()
+  step(batch)
+  first_step = time.perf_counter() - start
+  for _ in range(args.warmup - 1):
     step(batch)
-    times.append(time.perf_counter() - start)
-  timed = times[args.warmup:]
+  if args.serve:
+    # The caller times several processes in turns (benchmarks/run.py).
+    print(json.dumps({'event': 'ready'}), flush=True)
+    timed = []
+    for line in sys.stdin:
+      if line.strip() == 'time':
+        timed.append(timed_steps(step, batch, args.min_seconds))
+        print(json.dumps({'seconds_per_step': timed[-1]}), flush=True)
+  else:
+    timed = [timed_steps(step, batch, args.min_seconds) for _ in range(args.repeats)]
   median = statistics.median(timed) if timed else None
   result = {
       'impl': impl.name,
@@ -337,7 +361,7 @@ def run_timing(args):
       'step_seconds_median': median,
       'step_seconds_all': timed,
       'tasks_per_second': args.meta_batch_size / median if timed else None,
-      'first_step_seconds': times[0] if times else None,
+      'first_step_seconds': first_step,
       'peak_rss_mb': peak_rss_mb(),
       'rss_before_first_step_mb': baseline_rss,  # imports + model + data
       'torch_version': torch.__version__,
@@ -348,7 +372,8 @@ def run_timing(args):
       'filters': args.filters if args.problem == 'omniglot' else None,
       'inner_lr': args.inner_lr,
       'warmup': args.warmup,
-      'repeats': args.repeats,
+      'repeats': len(timed),
+      'min_seconds': args.min_seconds,
   }
   if getattr(impl, 'vmap_error', None):
     result['vmap_error'] = impl.vmap_error
@@ -405,8 +430,14 @@ def parse_args(argv=None):
                       help='default: 1 (sinusoid), 5 (omniglot)')
   parser.add_argument('--inner_lr', type=float, default=None,
                       help='default: 0.01 (sinusoid), 0.1 (omniglot)')
-  parser.add_argument('--warmup', type=int, default=2)
+  parser.add_argument('--warmup', type=int, default=2,
+                      help='untimed steps first (at least one is always run)')
   parser.add_argument('--repeats', type=int, default=10)
+  parser.add_argument('--min_seconds', type=float, default=0.0,
+                      help='each timed repetition runs whole steps for at least this long')
+  parser.add_argument('--serve', action='store_true',
+                      help="time one repetition per 'time' line on stdin (after printing "
+                      '{"event": "ready"}), then print the summary at end of input')
   parser.add_argument('--num_threads', type=int, default=None,
                       help='torch.set_num_threads (default: torch\'s own choice)')
   parser.add_argument('--device', default='cpu',
