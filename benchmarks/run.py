@@ -210,8 +210,8 @@ def _peak_rss_mb() -> float:
 # ---------------------------------------------------------------------------
 # Timing in turns.
 
-# Between turns, so that the last process's idle threads (torch's OpenMP pool
-# spins for a while after a step) do not steal the next one's cores.
+# Between turns, so that threads of the last process that spin-wait after a
+# step have gone idle before the next one's timing starts.
 _TURN_PAUSE_SECONDS = 0.2
 
 
