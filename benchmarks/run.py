@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import step_profile
 from benchmarks import timing
 from mr_meta import conv_networks
 from mr_meta import objective
@@ -51,6 +52,9 @@ _MIN_SECONDS = flags.DEFINE_float('min_seconds', 1.0,
 _SWEEP_STEPS = flags.DEFINE_integer('sweep_steps', 10_000,
                                     'Meta-training steps of each beta-sweep run.')
 _ONLY = flags.DEFINE_list('only', [], 'Workload names to run (default: all).')
+_PROFILE = flags.DEFINE_list(
+    'profile', ['omniglot_maml'],
+    'Workloads whose JAX step is also traced (jax.profiler) to report its op time by kind.')
 _WORKER = flags.DEFINE_string(
     'worker', None, "Internal: compile one JAX workload, time a repetition per 'time' "
     'line on stdin, print the summary JSON at end of input.')
@@ -162,7 +166,8 @@ def serve_jax_workload(name: str) -> dict:
     t0 = time.perf_counter()
     one_step = jax.jit(step).lower(state, data).compile()
     compile_seconds = time.perf_counter() - t0
-    many = jax.jit(steps)  # a traced count: calibrating it compiles nothing new
+    # A traced count: calibrating it compiles nothing new.
+    many = jax.jit(steps).lower(state, data, _MIN_STEPS_PER_CALL).compile()
 
     def run(count):
       t0 = time.perf_counter()
@@ -184,6 +189,10 @@ def serve_jax_workload(name: str) -> dict:
         state = jax.block_until_ready(many(state, data, count))
         times.append((time.perf_counter() - t0) / count)
         print(json.dumps({'seconds_per_step': times[-1]}), flush=True)
+    by_kind = None
+    if name in _PROFILE.value:  # one more call of the timed program, traced
+      by_kind = {kind: seconds / count for kind, seconds in step_profile.seconds_by_kind(
+          lambda: many(state, data, count), many.as_text()).items()}
   cost = one_step.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   memory = one_step.memory_analysis()
@@ -200,6 +209,8 @@ def serve_jax_workload(name: str) -> dict:
       'xla_temp_mb': memory.temp_size_in_bytes / 2 ** 20 if memory else None,
       'peak_rss_mb': _peak_rss_mb(),
       'rss_before_first_step_mb': baseline_rss,  # imports, model, data
+      'steps_per_call': count,
+      'op_seconds_per_step_by_kind': by_kind,
   }
 
 
@@ -301,7 +312,8 @@ def time_workload(name: str, have_peers: bool) -> list[dict]:
   _, _, _, peer_problem = WORKLOADS[name]
   timers = {'jax': TurnTimer([sys.executable, '-m', 'benchmarks.run', f'--worker={name}',
                               f'--min_seconds={_MIN_SECONDS.value}',
-                              f'--pose_protocol={_POSE_PROTOCOL.value}'])}
+                              f'--pose_protocol={_POSE_PROTOCOL.value}',
+                              f'--profile={",".join(_PROFILE.value)}'])}
   missing = []
   for impl in ('learn2learn', 'torch_func') if peer_problem else ():
     if not have_peers:
@@ -320,7 +332,8 @@ def time_workload(name: str, have_peers: bool) -> list[dict]:
   return rows + missing
 
 
-def beta_sweep_section(steps: int) -> list[str]:
+def beta_sweep_section(steps: int) -> tuple[list[str], float]:
+  """The section's lines, and the sweep's wall time over one run's."""
   # Imported here: beta_sweep's own flags have no place in this binary's --help.
   from benchmarks import beta_sweep
   from mr_meta.benchmarks import sinusoid
@@ -332,7 +345,76 @@ def beta_sweep_section(steps: int) -> list[str]:
       '| sweep / 1 run | sequential / sweep |', '|---|---|---|---|---|---|---|',
       f'| sinusoid maml | {steps} | {t["single"]:.1f} | {t["sweep"]:.1f} | '
       f'{t["sequential"]:.1f} | {t["sweep"] / t["single"]:.2f} | '
-      f'{t["sequential"] / t["sweep"]:.1f} |']
+      f'{t["sequential"] / t["sweep"]:.1f} |'], t['sweep'] / t['single']
+
+
+def gflops_per_second(row: dict) -> float | None:
+  flops = row.get('flops_per_step')
+  return flops / row['step_seconds_median'] / 1e9 if flops else None
+
+
+def median_vs_learn2learn(row: dict) -> float | None:
+  ratios = row.get('vs_learn2learn_per_round')
+  return statistics.median(ratios) if ratios else None
+
+
+def percent_of_peak(row: dict, peak: float) -> float | None:
+  gflops = gflops_per_second(row)
+  return 100 * gflops / peak if gflops else None
+
+
+# The throughput targets set for this project: a workload's JAX row must reach
+# at least the bound.
+TARGETS = (
+    ('sinusoid_maml', 'tasks/s, times learn2learn\'s', 20.0),
+    ('omniglot_maml', 'tasks/s, times learn2learn\'s', 2.0),
+    ('omniglot_maml', 'GFLOP/s, % of the matmul peak', 40.0),
+)
+SWEEP_TARGET = 2.0  # an 8-beta sweep's wall time over one run's, at most
+
+
+def _verdict(value: float | None, met: bool) -> str:
+  return 'not measured in this run' if value is None else 'met' if met else '**missed**'
+
+
+def targets_section(records: dict, peak: float, sweep_ratio: float | None) -> list[str]:
+  lines = ['', '## Targets', '', '| workload | measure | target | measured | verdict |',
+           '|---|---|---|---|---|']
+  for name, measure, bound in TARGETS:
+    jax_row = next(iter(records.get(name, ())), {'error': 'not run'})  # JAX's comes first
+    value = None
+    if 'error' not in jax_row:
+      value = (median_vs_learn2learn(jax_row) if 'learn2learn' in measure
+               else percent_of_peak(jax_row, peak))
+    met = value is not None and value >= bound
+    lines.append(f'| {WORKLOADS[name][0]} | {measure} | at least {bound:g} | '
+                 f'{_fmt(value, ".1f")} | {_verdict(value, met)} |')
+  met = sweep_ratio is not None and sweep_ratio <= SWEEP_TARGET
+  lines.append(f'| 8-beta vmapped sinusoid sweep | wall time, times one run\'s | at most '
+               f'{SWEEP_TARGET:g} | {_fmt(sweep_ratio, ".2f")} | {_verdict(sweep_ratio, met)} |')
+  return lines
+
+
+def profile_section(description: str, row: dict, peak: float) -> list[str]:
+  """Where a JAX step's time goes, from the trace its worker took."""
+  by_kind = row['op_seconds_per_step_by_kind']
+  total = sum(by_kind.values())
+  lines = ['', f'## Where the step\'s time goes: {description}', '',
+           f'`jax.profiler` trace of one call of the timed program ({row["steps_per_call"]} '
+           'steps), op time by kind of XLA op, summed over the runtime\'s threads: '
+           f'{total * 1e3:.3g} ms per step, against a wall step time of '
+           f'{row["step_seconds_median"] * 1e3:.3g} ms in the table '
+           '(`benchmarks/step_profile.py` classifies each op from the compiled HLO).', '',
+           '| op kind | ms per step | share of op time |', '|---|---|---|']
+  lines += [f'| {kind} | {seconds * 1e3:.3g} | {100 * seconds / total:.0f}% |'
+            for kind, seconds in by_kind.items()]
+  matmul_seconds = by_kind[step_profile.MATMUL]
+  if row.get('flops_per_step') and matmul_seconds:
+    rate = row['flops_per_step'] / matmul_seconds / 1e9
+    lines += ['', f'The step\'s {row["flops_per_step"] / 1e9:.3g} GFLOP over its matmul op '
+              f'time alone make {rate:.0f} GFLOP/s ({100 * rate / peak:.0f}% of the matmul '
+              'peak); the op time of the other kinds is what keeps the whole step below that.']
+  return lines
 
 
 def _fmt(value, spec):
@@ -365,7 +447,7 @@ def main(argv):
       '| GFLOP/step | GFLOP/s | % of matmul peak | step memory (MB) | XLA temp (MB) |',
       '|---|---|---|---|---|---|---|---|---|---|---|',
   ]
-  records = {}
+  records, profiled = {}, []
   for name in names:
     description = WORKLOADS[name][0]
     rows = records[name] = time_workload(name, have_peers)
@@ -375,21 +457,27 @@ def main(argv):
                      f'{" ".join(row["error"])} ||||||||')
         continue
       flops = row.get('flops_per_step')
-      gflops = flops / row['step_seconds_median'] / 1e9 if flops else None
       ratios = row.get('vs_learn2learn_per_round')
-      ratio = (f'{statistics.median(ratios):.1f} ({min(ratios):.1f}-{max(ratios):.1f})'
+      ratio = (f'{median_vs_learn2learn(row):.1f} ({min(ratios):.1f}-{max(ratios):.1f})'
                if ratios else '')
+      if row.get('op_seconds_per_step_by_kind'):
+        profiled.append((description, row))
       lines.append(
           f'| {description} | {row["impl"]} | {row["tasks_per_second"]:.1f} | '
           f'{row["step_seconds_median"] * 1e3:.1f} | {ratio} | '
           f'{_fmt(row.get("compile_seconds"), ".1f")} | {_fmt(flops and flops / 1e9, ".2f")} | '
-          f'{_fmt(gflops, ".1f")} | {_fmt(gflops and 100 * gflops / peak, ".0f")} | '
+          f'{_fmt(gflops_per_second(row), ".1f")} | {_fmt(percent_of_peak(row, peak), ".0f")} | '
           f'{row["peak_rss_mb"] - row["rss_before_first_step_mb"]:.0f} | '
           f'{_fmt(row.get("xla_temp_mb"), ".0f")} |')
     print('\n'.join(lines[-len(rows):]), flush=True)
+  sweep_ratio = None
   if _SWEEP_STEPS.value:
-    lines += beta_sweep_section(_SWEEP_STEPS.value)
+    sweep_lines, sweep_ratio = beta_sweep_section(_SWEEP_STEPS.value)
+    lines += sweep_lines
     print(lines[-1], flush=True)
+  lines += targets_section(records, peak, sweep_ratio)
+  for description, row in profiled:
+    lines += profile_section(description, row, peak)
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
   with open(_OUTPUT.value, 'w') as f:
     f.write('\n'.join(lines) + '\n')

@@ -1,6 +1,7 @@
 """Smoke runs of the demo and the reproduction command on tiny iteration counts."""
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -84,12 +85,17 @@ class ScriptsTest(absltest.TestCase):
     out = os.path.join(tempfile.mkdtemp(), 'benchmarks.md')
     proc = run_module('benchmarks.run', '--only=sinusoid_maml', '--sweep_steps=0',
                       '--repeats=1', '--min_seconds=0.01', f'--output={out}',
-                      '--peers_python=/nonexistent/python')
+                      '--peers_python=/nonexistent/python', '--profile=sinusoid_maml')
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     with open(out) as f:
       table = f.read()
     self.assertRegex(table, r'\| Sinusoid MAML [^|]* \| mr_meta \(JAX\) \| [0-9.]+ \|')
     self.assertIn('/nonexistent/python not found', table)
+    # Without the peers the learn2learn targets cannot be judged, and say so.
+    self.assertRegex(table, r"\| tasks/s, times learn2learn's \| at least 20 \|  \| "
+                            r'not measured in this run \|')
+    self.assertRegex(table, r"## Where the step's time goes: Sinusoid MAML.*\n(.*\n)*"
+                            r'\| matmuls \(dot, convolution\) \| [0-9.e-]+ \| [0-9]+% \|')
     with open(out[:-3] + '.json') as f:
       self.assertGreater(
           json.load(f)['workloads']['sinusoid_maml'][0]['tasks_per_second'], 0)
@@ -118,6 +124,30 @@ class ScriptsTest(absltest.TestCase):
     self.assertEqual(timers['steady'].finish(), {'impl': 'fake'})
     self.assertIn('worker failed on purpose', timers['failing'].finish()['error'][0])
     self.assertEqual(run.ratios_to(times['steady'], times['failing']), [2.0])
+
+  def test_step_profile_classifies_ops_by_what_they_compute(self):
+    import jax  # pylint: disable=import-outside-toplevel
+    import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+    from benchmarks import step_profile  # pylint: disable=import-outside-toplevel
+    x = jnp.arange(512 * 512, dtype=jnp.float32).reshape(512, 512) / 1e5
+
+    def program(x):
+      y = jax.lax.fori_loop(0, 3, lambda _, y: jnp.tanh(y @ x), x)
+      return jnp.concatenate([y[1:], y[:1]]), y.T + 1, y.sum(0)
+
+    compiled = jax.jit(program).lower(x).compile()
+    hlo = compiled.as_text()
+    kinds = step_profile.op_kinds(hlo)
+    loops = re.findall(r'%([\w.\-]+) = .*\swhile\(', hlo)
+    self.assertNotEmpty(loops)
+    self.assertEmpty(set(loops) & set(kinds))  # a loop's event spans its body's ops
+    by_kind = step_profile.seconds_by_kind(lambda: compiled(x), hlo)
+    self.assertEqual(list(by_kind), list(step_profile.KINDS))
+    for kind in (step_profile.MATMUL, step_profile.SLICING, step_profile.COPIES,
+                 step_profile.REDUCTIONS):
+      self.assertGreater(by_kind[kind], 0, kind)
+    # Three 512^3 matmuls outweigh everything else the program does.
+    self.assertEqual(max(by_kind, key=by_kind.get), step_profile.MATMUL)
 
   def test_prng_benchmark_times_every_generator(self):
     proc = run_module('benchmarks.prng', '--repeats=1', '--steps=2')
