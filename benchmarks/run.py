@@ -53,7 +53,7 @@ _SWEEP_STEPS = flags.DEFINE_integer('sweep_steps', 10_000,
                                     'Meta-training steps of each beta-sweep run.')
 _ONLY = flags.DEFINE_list('only', [], 'Workload names to run (default: all).')
 _PROFILE = flags.DEFINE_list(
-    'profile', ['omniglot_maml'],
+    'profile', ['sinusoid_maml', 'omniglot_maml'],
     'Workloads whose JAX step is also traced (jax.profiler) to report its op time by kind.')
 _WORKER = flags.DEFINE_string(
     'worker', None, "Internal: compile one JAX workload, time a repetition per 'time' "
@@ -146,6 +146,7 @@ WORKLOADS = {
 # step), and its page faults cost ~0.5 s of CPU per call there. The binaries run 500
 # steps per call; timing a single step per call would charge it to every step.
 _MIN_STEPS_PER_CALL = 3
+_MAX_TRACED_STEPS = 50  # a step of tiny ops makes thousands of trace events
 
 
 def serve_jax_workload(name: str) -> dict:
@@ -189,10 +190,11 @@ def serve_jax_workload(name: str) -> dict:
         state = jax.block_until_ready(many(state, data, count))
         times.append((time.perf_counter() - t0) / count)
         print(json.dumps({'seconds_per_step': times[-1]}), flush=True)
-    by_kind = None
+    by_kind, traced_steps = None, min(count, _MAX_TRACED_STEPS)
     if name in _PROFILE.value:  # one more call of the timed program, traced
-      by_kind = {kind: seconds / count for kind, seconds in step_profile.seconds_by_kind(
-          lambda: many(state, data, count), many.as_text()).items()}
+      by_kind = {kind: (seconds / traced_steps, executions / traced_steps)
+                 for kind, (seconds, executions) in step_profile.time_by_kind(
+                     lambda: many(state, data, traced_steps), many.as_text()).items()}
   cost = one_step.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   memory = one_step.memory_analysis()
@@ -210,7 +212,8 @@ def serve_jax_workload(name: str) -> dict:
       'peak_rss_mb': _peak_rss_mb(),
       'rss_before_first_step_mb': baseline_rss,  # imports, model, data
       'steps_per_call': count,
-      'op_seconds_per_step_by_kind': by_kind,
+      'traced_steps': traced_steps,
+      'op_seconds_and_executions_per_step_by_kind': by_kind,
   }
 
 
@@ -395,20 +398,26 @@ def targets_section(records: dict, peak: float, sweep_ratio: float | None) -> li
   return lines
 
 
+def _ms(seconds: float) -> str:
+  return f'{seconds * 1e3:.0f}' if seconds >= 0.01 else f'{seconds * 1e3:.2g}'
+
+
 def profile_section(description: str, row: dict, peak: float) -> list[str]:
   """Where a JAX step's time goes, from the trace its worker took."""
-  by_kind = row['op_seconds_per_step_by_kind']
-  total = sum(by_kind.values())
+  by_kind = row['op_seconds_and_executions_per_step_by_kind']
+  total = sum(seconds for seconds, _ in by_kind.values())
   lines = ['', f'## Where the step\'s time goes: {description}', '',
-           f'`jax.profiler` trace of one call of the timed program ({row["steps_per_call"]} '
-           'steps), op time by kind of XLA op, summed over the runtime\'s threads: '
-           f'{total * 1e3:.3g} ms per step, against a wall step time of '
-           f'{row["step_seconds_median"] * 1e3:.3g} ms in the table '
-           '(`benchmarks/step_profile.py` classifies each op from the compiled HLO).', '',
-           '| op kind | ms per step | share of op time |', '|---|---|---|']
-  lines += [f'| {kind} | {seconds * 1e3:.3g} | {100 * seconds / total:.0f}% |'
-            for kind, seconds in by_kind.items()]
-  matmul_seconds = by_kind[step_profile.MATMUL]
+           f'`jax.profiler` trace of one call of the timed program ({row["traced_steps"]} '
+           'steps), XLA ops by kind (`benchmarks/step_profile.py` classifies each op from '
+           f'the compiled HLO): {sum(n for _, n in by_kind.values()):.0f} ops and '
+           f'{_ms(total)} ms of op time per step, against a wall step '
+           f'time of {_ms(row["step_seconds_median"])} ms in the table. Op time is summed '
+           'over the runtime\'s threads and includes the tracer\'s cost per op, so a step '
+           'of many tiny ops shows more op time than wall time.', '',
+           '| op kind | ops per step | ms per step | share of op time |', '|---|---|---|---|']
+  lines += [f'| {kind} | {executions:.0f} | {_ms(seconds)} | {100 * seconds / total:.0f}% |'
+            for kind, (seconds, executions) in by_kind.items()]
+  matmul_seconds = by_kind[step_profile.MATMUL][0]
   if row.get('flops_per_step') and matmul_seconds:
     rate = row['flops_per_step'] / matmul_seconds / 1e9
     lines += ['', f'The step\'s {row["flops_per_step"] / 1e9:.3g} GFLOP over its matmul op '
@@ -460,7 +469,7 @@ def main(argv):
       ratios = row.get('vs_learn2learn_per_round')
       ratio = (f'{median_vs_learn2learn(row):.1f} ({min(ratios):.1f}-{max(ratios):.1f})'
                if ratios else '')
-      if row.get('op_seconds_per_step_by_kind'):
+      if row.get('op_seconds_and_executions_per_step_by_kind'):
         profiled.append((description, row))
       lines.append(
           f'| {description} | {row["impl"]} | {row["tasks_per_second"]:.1f} | '

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import tempfile
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 
@@ -71,8 +71,13 @@ def op_kinds(hlo_text: str) -> dict[str, str]:
   return kinds
 
 
-def op_seconds(call: Callable[[], Any]) -> dict[str, float]:
-  """Seconds of each traced op over one `call()`, summed over threads."""
+class OpTime(NamedTuple):
+  seconds: float  # summed over the runtime's threads
+  count: int      # executions
+
+
+def op_times(call: Callable[[], Any]) -> dict[str, OpTime]:
+  """Time and executions of each traced op (or runtime event) over one `call()`."""
   with tempfile.TemporaryDirectory() as log_dir:
     jax.profiler.start_trace(log_dir)
     try:
@@ -84,18 +89,20 @@ def op_seconds(call: Callable[[], Any]) -> dict[str, float]:
       raise RuntimeError(f'jax.profiler wrote no *.trace.json.gz under {log_dir}.')
     with gzip.open(traces[0]) as f:
       events = json.load(f)['traceEvents']
-  seconds = collections.Counter()
+  seconds, counts = collections.Counter(), collections.Counter()
   for event in events:
     if event.get('ph') == 'X':  # complete events; 'dur' in microseconds
       seconds[event['name']] += event['dur'] / 1e6
-  return dict(seconds)
+      counts[event['name']] += 1
+  return {name: OpTime(seconds[name], counts[name]) for name in seconds}
 
 
-def seconds_by_kind(call: Callable[[], Any], hlo_text: str) -> dict[str, float]:
+def time_by_kind(call: Callable[[], Any], hlo_text: str) -> dict[str, OpTime]:
   """Op time of one `call()` of a compiled program by kind (runtime events left out)."""
   kinds = op_kinds(hlo_text)
-  by_kind = dict.fromkeys(KINDS, 0.0)
-  for name, seconds in op_seconds(call).items():
-    if name in kinds and kinds[name] in by_kind:
-      by_kind[kinds[name]] += seconds
+  by_kind = dict.fromkeys(KINDS, OpTime(0.0, 0))
+  for name, (seconds, count) in op_times(call).items():
+    if name in kinds:
+      total = by_kind[kinds[name]]
+      by_kind[kinds[name]] = OpTime(total.seconds + seconds, total.count + count)
   return by_kind
