@@ -406,15 +406,19 @@ def profile_section(description: str, row: dict, peak: float) -> list[str]:
   """Where a JAX step's time goes, from the trace its worker took."""
   by_kind = row['op_seconds_and_executions_per_step_by_kind']
   total = sum(seconds for seconds, _ in by_kind.values())
-  lines = ['', f'## Where the step\'s time goes: {description}', '',
-           f'`jax.profiler` trace of one call of the timed program ({row["traced_steps"]} '
-           'steps), XLA ops by kind (`benchmarks/step_profile.py` classifies each op from '
-           f'the compiled HLO): {sum(n for _, n in by_kind.values()):.0f} ops and '
-           f'{_ms(total)} ms of op time per step, against a wall step '
-           f'time of {_ms(row["step_seconds_median"])} ms in the table. Op time is summed '
-           'over the runtime\'s threads and includes the tracer\'s cost per op, so a step '
-           'of many tiny ops shows more op time than wall time.', '',
-           '| op kind | ops per step | ms per step | share of op time |', '|---|---|---|---|']
+  lines = ['', f'## Where the step\'s time goes: {description}', '']
+  if not total:  # e.g. a GPU trace, whose events are kernels rather than HLO ops
+    return lines + ['The trace holds no op of the compiled HLO, so there is no profile.']
+  lines += [
+      f'`jax.profiler` trace of one call of the timed program ({row["traced_steps"]} '
+      'steps), XLA ops by kind (`benchmarks/step_profile.py` classifies each op from '
+      f'the compiled HLO): {sum(n for _, n in by_kind.values()):.0f} ops and '
+      f'{_ms(total)} ms of op time per step, against a wall step '
+      f'time of {_ms(row["step_seconds_median"])} ms in the table. Op time is summed '
+      'over the runtime\'s threads and includes the tracer\'s cost per op, so a step '
+      'of many tiny ops shows more op time than wall time.', '',
+      '| op kind | ops per step | ms per step | share of op time |', '|---|---|---|---|',
+  ]
   lines += [f'| {kind} | {executions:.0f} | {_ms(seconds)} | {100 * seconds / total:.0f}% |'
             for kind, (seconds, executions) in by_kind.items()]
   matmul_seconds = by_kind[step_profile.MATMUL][0]

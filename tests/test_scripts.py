@@ -149,6 +149,11 @@ class ScriptsTest(absltest.TestCase):
     # Three 512^3 matmuls outweigh everything else the program does.
     self.assertEqual(max(by_kind, key=lambda kind: by_kind[kind].seconds),
                      step_profile.MATMUL)
+    # A trace with no op of the HLO (a GPU's kernels) is said to have no profile.
+    from benchmarks import run  # pylint: disable=import-outside-toplevel
+    empty = {'op_seconds_and_executions_per_step_by_kind': dict.fromkeys(
+        step_profile.KINDS, (0.0, 0))}
+    self.assertIn('no profile', run.profile_section('step', empty, peak=100.0)[-1])
 
   def test_prng_benchmark_times_every_generator(self):
     proc = run_module('benchmarks.prng', '--repeats=1', '--steps=2')
