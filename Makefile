@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test reproduce-sinusoid reproduce-pose reproduce-omniglot benchmarks data clean
+.PHONY: demo test reproduce-sinusoid reproduce-pose reproduce-omniglot memorization-omniglot \
+	benchmarks data clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,10 @@ reproduce-pose: $(STAMP)
 # Tables 4-5 rows on the CPU protocol (about an hour on 2 cores).
 reproduce-omniglot: $(STAMP)
 	$(PY) -m experiments.reproduce_omniglot --output_dir=results
+
+# Accuracy against the NME pool size (MAML, MR-MAML(W), the ME control; about 2 h on 2 cores).
+memorization-omniglot: $(STAMP)
+	$(PY) -m experiments.omniglot_memorization --output_dir=results
 
 # Throughput against learn2learn and torch.func (builds .venv-peers once).
 benchmarks: $(STAMP)

@@ -3,6 +3,8 @@ import json
 import math
 import os
 import shutil
+import signal
+import sys
 from typing import Sequence
 
 from absl import app
@@ -23,7 +25,7 @@ def parse_betas(text: str | None, default: float) -> list[float]:
   if text is None:
     return [default]
   try:
-    betas = [float(b) for b in text.split(',') if b.strip()]
+    betas = [float(b) for b in text.split(',')]
   except ValueError:
     raise ValueError(f'--beta must be comma-separated numbers, got {text!r}.') from None
   if not betas:
@@ -148,16 +150,27 @@ def prepare_output_dir(output_dir: str, run: dict, overwrite: bool) -> None:
 
 
 def run_or_exit(train, *args, **kwargs):
-  """Calls `train`; a NaN/Inf loss exits non-zero with the message (checkpoints kept)."""
+  """Calls `train`; NaN/Inf everywhere, Ctrl-C or SIGTERM exit with one line (checkpoints kept)."""
+  # SIGTERM (a scheduler's stop) is handled like Ctrl-C: checkpoint, then exit.
+  signal.signal(signal.SIGTERM, signal.default_int_handler)
   try:
     return train(*args, **kwargs)
+  except training.TrainingInterrupted as e:
+    step = int(np.max(e.states.step))
+    print(f'Interrupted: checkpoint saved at step {step}; rerun the same command to resume.',
+          file=sys.stderr)
+    raise SystemExit(130) from None
   except training.NonFiniteLossError as e:
     raise SystemExit(f'Stopped: {e}') from None
+  except training.ConfigError as e:
+    raise SystemExit(f'Error: {e}') from None
 
 
 def print_results(results: Sequence[dict], num_seeds: int, split: str = 'test') -> None:
   for r in results:
-    print(f"{r['algo']} beta={r['beta']:g} seed={r['seed']}: " + '  '.join(
+    failed = (f" [FAILED: non-finite loss at step {r['failed_at_step']}]"
+              if r.get('status') == 'failed' else '')
+    print(f"{r['algo']} beta={r['beta']:g} seed={r['seed']}{failed}: " + '  '.join(
         f'{k}={v:.4f}' for k, v in r['metrics'].items()))
   if num_seeds > 1:
     print(f'Mean (std) over {num_seeds} seeds, {split} tasks:')

@@ -7,6 +7,7 @@ r"""Trains and scores one method on NME Omniglot classification (paper Tables 4-
   python -m experiments.omniglot --algo=mr_maml_w --beta=1e-7,1e-6,1e-5,1e-4,1e-3 \
       --output_dir=runs/omniglot/mr_maml_w_sweep    # the paper's beta grid, vmapped
   python -m experiments.omniglot --nonme --output_dir=...  # mutually exclusive (Fig. 10)
+  python -m experiments.omniglot --classes_per_label=2 ... # 2 characters per NME label
   python -m experiments.omniglot --protocol=full ...       # FINN's sizes, for a GPU
 
 Data: ../shared/data/omniglot (preprocessed into a cache on first use, ~2 s).
@@ -25,7 +26,9 @@ _ALGO = flags.DEFINE_enum('algo', 'mr_maml_w', sorted(omniglot.METHODS), 'Method
 _PROTOCOL = flags.DEFINE_enum(
     'protocol', 'cpu', sorted(omniglot.PROTOCOLS),
     "'full': FINN's filters, meta-batch and 60k iterations; "
-    "'cpu': a reduced problem that runs on 2 CPU cores (BUILD_NOTES.md).")
+    "'cpu': a reduced problem that runs on 2 CPU cores; 'cpu_pools': 32 filters, "
+    'meta-lr 5e-3 and 2 characters per NME label, where MAML memorizes within minutes '
+    '(BUILD_NOTES.md).')
 _WAY = flags.DEFINE_integer('way', 20, 'Classes per task (N).')
 _SHOT = flags.DEFINE_integer('shot', 1, 'Support images per class (K).')
 _NUM_QUERY = flags.DEFINE_integer(
@@ -55,9 +58,21 @@ _NUM_TRAIN_EVAL_TASKS = flags.DEFINE_integer(
     "Meta-training tasks scored before/after adaptation. Default: the protocol's.")
 _NUM_TEST_SAMPLES = flags.DEFINE_integer(
     'num_test_samples', 1, 'Encoder samples averaged at test (Alg. 3).')
+_CLASSES_PER_LABEL = flags.DEFINE_integer(
+    'classes_per_label', None,
+    "NME pool size: training characters each label draws from (the paper's 1200 / 20 = "
+    '60 is the most). Fewer shrink the meta-training set to 20 * k characters, for NME '
+    "and ME tasks alike; meta-test tasks are unchanged. Default: the protocol's.")
+_MR_ENCODER = flags.DEFINE_enum(
+    'mr_encoder', None, sorted(omniglot.MR_ENCODERS),
+    "MR-MAML(W)'s mean-field encoder / adapted predictor split. Default: the protocol's.")
+_TEST_POSTERIOR_MEAN = flags.DEFINE_bool(
+    'test_posterior_mean', False,
+    'Score MR-MAML(W) with the posterior mean of its encoder weights instead of samples.')
 _SPLIT_SEED = flags.DEFINE_integer('split_seed', 0, 'Seed of the 1200/423 split and label pools.')
 common.define_population_flags()
 common.define_data_flags('omniglot/*.npz')
+flags.adopt_module_key_flags(common)  # --helpshort lists --beta, --seed, ...
 
 
 def config_from_flags() -> omniglot.Config:
@@ -71,7 +86,9 @@ def config_from_flags() -> omniglot.Config:
         train_inner_steps=_TRAIN_INNER.value, test_inner_steps=_TEST_INNER.value,
         num_filters=_NUM_FILTERS.value, num_test_tasks=_NUM_TEST_TASKS.value,
         num_train_eval_tasks=_NUM_TRAIN_EVAL_TASKS.value,
-        num_test_samples=_NUM_TEST_SAMPLES.value, **common.logging_settings())
+        num_test_samples=_NUM_TEST_SAMPLES.value,
+        classes_per_label=_CLASSES_PER_LABEL.value, mr_encoder=_MR_ENCODER.value,
+        test_posterior_mean=_TEST_POSTERIOR_MEAN.value, **common.logging_settings())
   except ValueError as e:
     raise app.UsageError(str(e)) from None
 
@@ -80,7 +97,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = config_from_flags()
-  seeds, betas = common.population(omniglot.METHODS[config.algo].beta)
+  seeds, betas = common.population(config.default_beta)
   common.prepare_output_dir(flags.FLAGS.output_dir, common.run_flags(__name__),
                             flags.FLAGS.overwrite)
   data, manifest = omniglot.load_task_data(config, flags.FLAGS.data_dir, flags.FLAGS.cache_dir,

@@ -49,6 +49,7 @@ _NUM_VIEWS = flags.DEFINE_integer('num_views', 100, 'Views rendered per object.'
 _RENDER_SIZE = flags.DEFINE_integer('render_size', 128, 'Rendered image size.')
 common.define_population_flags()
 common.define_data_flags('pose/pose_meshes80.npz')
+flags.adopt_module_key_flags(common)  # --helpshort lists --beta, --seed, ...
 
 
 def config_from_flags() -> pose.Config:

@@ -124,7 +124,7 @@ def main(argv):
     config = omniglot.Config(algo=row.algo, protocol=_PROTOCOL.value, num_shots=row.shots,
                              nme=row.nme, num_iterations=_NUM_ITERATIONS.value,
                              num_test_tasks=_NUM_TEST_TASKS.value)
-    beta = omniglot.METHODS[row.algo].beta
+    beta = config.default_beta
     t0 = time.time()
     runs, _ = omniglot.train_and_evaluate(
         config, data, list(range(row.seeds)), [beta] * row.seeds,

@@ -40,9 +40,13 @@ _NUM_TEST_TASKS = flags.DEFINE_integer('num_test_tasks', 100, 'Meta-test tasks.'
 _NUM_TEST_SAMPLES = flags.DEFINE_integer(
     'num_test_samples', None,
     "Posterior samples averaged at test (Alg. 3). Default: the method's.")
+_TEST_POSTERIOR_MEAN = flags.DEFINE_bool(
+    'test_posterior_mean', False,
+    'Score MR-*(W) with the posterior mean of the stochastic weights (no samples).')
 
 
 common.define_population_flags(log_every=1000)
+flags.adopt_module_key_flags(common)  # --helpshort lists --beta, --seed, ...
 
 
 def config_from_flags() -> sinusoid.Config:
@@ -60,6 +64,7 @@ def config_from_flags() -> sinusoid.Config:
         train_inner_steps=_TRAIN_INNER.value, test_inner_steps=_TEST_INNER.value,
         first_order=_FIRST_ORDER.value, test_shots=shots,
         num_test_tasks=_NUM_TEST_TASKS.value, num_test_samples=_NUM_TEST_SAMPLES.value,
+        test_posterior_mean=_TEST_POSTERIOR_MEAN.value,
         eval_split=_EVAL_SPLIT.value, **common.logging_settings())
   except ValueError as e:
     raise app.UsageError(str(e)) from None

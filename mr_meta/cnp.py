@@ -108,5 +108,6 @@ def cnp_learner(
   def predict(params, key, support_x, support_y, query_x):
     return forward(params, key, support_x, support_y, query_x)[0]
 
+  regularized = encoder_kind in ('weights', 'activations') or bayesian_cnp
   return MetaLearner(name=name, init=init, task_loss=task_loss, predict=predict,
-                     stochastic_prediction=encoder_kind != 'none' or bayesian_cnp)
+                     stochastic_prediction=regularized, regularized=regularized)

@@ -151,6 +151,26 @@ class ConvPredictor(nn.Module):
                     name='output')(x)
 
 
+class ConvBlocks(nn.Module):
+  """[N, H, W, C] -> [N, H', W', F]: ConvPredictor's blocks without its head.
+
+  The first blocks of Finn's conv4 as a non-adapted MR-MAML(W) encoder on
+  Omniglot: its kernels become mean-field and the remaining blocks adapt.
+  """
+  num_filters: int
+  num_blocks: int
+  strides: int = 2
+  conv_lowering: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for i in range(self.num_blocks):
+      x = Conv(self.num_filters, strides=self.strides, lowering=self.conv_lowering,
+               kernel_init=nn.initializers.xavier_uniform(), name=f'conv_{i}')(x)
+      x = nn.relu(BatchStatNorm(name=f'{NOT_ADAPTED_PREFIX}_{i}')(x))
+    return x
+
+
 class EncoderThenPredictor(nn.Module):
   """The MAML baseline's network: encoder and predictor both adapted (G12)."""
   encoder: nn.Module

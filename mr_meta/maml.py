@@ -99,4 +99,5 @@ def maml_learner(
     return predictor.apply({'params': fast}, query_z)
 
   return MetaLearner(name=name, init=init, task_loss=task_loss, predict=predict,
-                     stochastic_prediction=encoder_kind == 'weights')
+                     stochastic_prediction=encoder_kind == 'weights',
+                     regularized=encoder_kind in ('weights', 'activations'))

@@ -13,9 +13,17 @@ import tensorboardX
 class MetricWriter:
   """Writes {name: value} scalars at a step for one run of a population."""
 
-  def __init__(self, directory: str, run_names: list[str]):
+  def __init__(self, directory: str, run_names: list[str],
+               keep_through_step: int | None = None):
+    """Appends to DIR/metrics.jsonl, first dropping its rows past `keep_through_step`."""
     os.makedirs(directory, exist_ok=True)
-    self._jsonl = open(os.path.join(directory, 'metrics.jsonl'), 'a')
+    path = os.path.join(directory, 'metrics.jsonl')
+    if keep_through_step is not None and os.path.exists(path):
+      kept = [row for row in read_jsonl(path) if row['step'] <= keep_through_step]
+      with open(path + '.tmp', 'w') as f:
+        f.writelines(json.dumps(row) + '\n' for row in kept)
+      os.replace(path + '.tmp', path)
+    self._jsonl = open(path, 'a')
     self._run_names = run_names
     self._tensorboard = {
         name: tensorboardX.SummaryWriter(os.path.join(directory, 'tensorboard', name))

@@ -41,6 +41,8 @@ class MetaLearner:
   predict: Callable[..., jax.Array]
   # Whether test predictions are random and Alg. 3 should average samples.
   stochastic_prediction: bool = False
+  # Whether the objective has a KL term for beta to weigh (MR-*, BbB).
+  regularized: bool = False
   # How meta_objective batches the tasks of a meta-batch: None vmaps them all;
   # k runs `lax.map` over chunks of k vmapped tasks (less memory; on CPU it
   # keeps lax.conv from becoming a grouped convolution, benchmarks/run.py).
@@ -69,14 +71,21 @@ def meta_objective(learner: MetaLearner, params: Params, key: jax.Array,
 
 
 def predict_averaged(learner: MetaLearner, params: Params, key: jax.Array,
-                     support_x, support_y, query_x, num_samples: int) -> jax.Array:
-  """Alg. 3: average the predictions of `num_samples` draws of theta (and of z)."""
+                     support_x, support_y, query_x, num_samples: int,
+                     to_averaged: Callable[[jax.Array], jax.Array] | None = None
+                     ) -> jax.Array:
+  """Alg. 3: average the predictions of `num_samples` draws of theta (and of z).
+
+  to_averaged maps one draw's output to the quantity averaged: for
+  classification `jax.nn.softmax`, since Alg. 3 averages p(y | x), not logits.
+  """
   if not learner.stochastic_prediction:
     num_samples = 1
 
   def one_sample(sample_key):
     weight_key, predict_key = jax.random.split(sample_key)
     concrete = stochastic_weights.sample_weights(weight_key, params)
-    return learner.predict(concrete, predict_key, support_x, support_y, query_x)
+    out = learner.predict(concrete, predict_key, support_x, support_y, query_x)
+    return out if to_averaged is None else to_averaged(out)
 
   return jnp.mean(jax.vmap(one_sample)(jax.random.split(key, num_samples)), axis=0)

@@ -94,3 +94,22 @@ def plot_weight_maps(maps, path: str, title: str = '') -> None:
     fig.suptitle(title, fontsize=10)
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+def plot_against_pool_size(curves, path: str) -> None:
+  """curves: {panel title: {label: (pool sizes, means, stds)}}; log-x, one panel each."""
+  fig, axes = plt.subplots(1, len(curves), figsize=(5.0 * len(curves), 3.6), squeeze=False)
+  for ax, (title, per_label) in zip(axes[0], curves.items()):
+    for label, (pools, means, stds) in per_label.items():
+      ax.errorbar(pools, means, yerr=stds, marker='o', capsize=3, label=label)
+    ax.axhline(5.0, color='gray', lw=0.8, ls=':', label='chance')
+    ax.set_xscale('log')
+    ax.set_xticks(pools, [str(k) for k in pools])
+    ax.minorticks_off()
+    ax.set_xlabel('characters per label (NME pool size)')
+    ax.set_title(title, fontsize=10)
+    ax.set_ylim(0, 100)
+  axes[0][0].legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)

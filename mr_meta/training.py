@@ -94,6 +94,18 @@ def make_population(seeds: Sequence[int], betas: Sequence[float]):
   return keys, jnp.asarray(betas, jnp.float32)
 
 
+class ConfigError(ValueError):
+  """Settings that cannot train as asked; binaries print it as one line."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+  """Ctrl-C (or SIGTERM turned into it) between chunks; carries the last finished states."""
+
+  def __init__(self, states: TrainState):
+    super().__init__()
+    self.states = states
+
+
 class NonFiniteLossError(FloatingPointError):
   """Raised when a run's loss becomes NaN or Inf; carries the last good states."""
 
@@ -119,9 +131,15 @@ def train_population(learner: MetaLearner, optimizer: optax.GradientTransformati
   every meta-batch is split across its devices (`sharding`); the results
   match a single device up to float reassociation.
 
+  A run whose loss becomes NaN/Inf within a chunk keeps its state from before
+  that chunk (its step counter stops there too, which is how callers tell it
+  failed) and the others go on.
+
   Raises:
-    NonFiniteLossError: a loss became NaN/Inf; the error holds the states from
-      before the failing chunk.
+    NonFiniteLossError: every run's loss became NaN/Inf; the error holds the
+      states from before the failing chunk.
+    TrainingInterrupted: KeyboardInterrupt during a chunk; holds the states at
+      the end of the last finished chunk.
   """
   if states is None:
     states = jax.jit(jax.vmap(lambda k: init_state(learner, optimizer, k)))(keys)
@@ -136,19 +154,34 @@ def train_population(learner: MetaLearner, optimizer: optax.GradientTransformati
     return state, jax.tree.map(jnp.mean, metrics), finite
 
   run_chunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, None, None)), static_argnums=3)
+  # A run whose chunk had a non-finite loss keeps its state from before the
+  # chunk (every later chunk retries the same draws) while the rest of the
+  # population trains on. A separate program, so the chunk's is unchanged.
+  keep_finite = jax.jit(lambda finite, new, old: jax.tree.map(
+      lambda n, o: jnp.where(finite.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old))
   history = []
   start_step = int(np.max(jax.device_get(states.step)))
   done, t_start = 0, time.time()
-  while done < num_steps:
+  failed = set()
+
+  def _one_chunk(states, done):
     length = min(log_every, num_steps - done)
     new_states, metrics, finite = run_chunk(states, betas, task_data, length)
-    if not bool(jnp.all(finite)):
-      bad = [int(i) for i in np.flatnonzero(~np.asarray(finite))]
+    finite = np.asarray(finite)
+    if not finite.any():
+      bad = [int(i) for i in np.flatnonzero(~finite)]
       raise NonFiniteLossError(
           f'Non-finite loss in run(s) {bad} between steps {start_step + done} and '
           f'{start_step + done + length}; stopping with the last good state '
           f'(step {start_step + done}).', states)
-    states, done = new_states, done + length
+    if not finite.all():
+      new_states = keep_finite(jnp.asarray(finite), new_states, states)
+    for i in sorted(set(np.flatnonzero(~finite).tolist()) - failed):
+      failed.add(i)
+      logging.warning('Run %d: non-finite loss between steps %d and %d; it keeps its last '
+                      'good state (step %d) and the other runs go on.', i, start_step + done,
+                      start_step + done + length, int(states.step[i]))
+    done += length
     metrics = jax.device_get(metrics)
     history.append(metrics)
     rate = done / max(time.time() - t_start, 1e-9)
@@ -156,6 +189,15 @@ def train_population(learner: MetaLearner, optimizer: optax.GradientTransformati
                  start_step + num_steps, rate, (num_steps - done) / rate,
                  np.array2string(np.asarray(metrics['loss']), precision=4))
     if on_chunk_end is not None:
-      on_chunk_end(start_step + done, states, dict(metrics, steps_per_second=rate))
+      on_chunk_end(start_step + done, new_states, dict(metrics, steps_per_second=rate))
+    return new_states, done
+
+  while done < num_steps:
+    try:
+      states, done = _one_chunk(states, done)
+    except KeyboardInterrupt:
+      # `states` is the last state whose chunk finished (a checkpoint may
+      # follow); an interrupted chunk is simply redone on resume.
+      raise TrainingInterrupted(states) from None
   history = jax.tree.map(lambda *xs: np.stack(xs), *history) if history else {}
   return states, history

@@ -56,9 +56,11 @@ class OmniglotMethodsTest(parameterized.TestCase):
 
   # Each method's pieces, jitted as the runner jits them; the runner itself
   # (and fomaml) runs end to end in OmniglotBinaryTest, on the real data.
-  @parameterized.parameters('maml', 'taml', 'mr_maml_w')
-  def test_two_training_steps_and_evaluation_are_finite(self, algo):
-    config, data = tiny_config(algo), jax.device_put(fake_data())
+  @parameterized.parameters(('maml', None), ('taml', None), ('mr_maml_w', 'dense_latent'),
+                            ('mr_maml_w', 'finn_blocks2'))
+  def test_two_training_steps_and_evaluation_are_finite(self, algo, mr_encoder):
+    config = tiny_config(algo, mr_encoder=mr_encoder, test_posterior_mean=mr_encoder is not None)
+    data = jax.device_put(fake_data())
     learner, optimizer = omniglot.build_learner(config), omniglot.build_optimizer(config)
     unadapted, sampler = omniglot.build_learner(config, 0), omniglot.task_sampler(config)
     key = jax.random.PRNGKey(0)
@@ -177,9 +179,22 @@ class OmniglotMethodsTest(parameterized.TestCase):
                             ({'num_ways': 424}, 'num_ways=424'),
                             ({'num_shots': 15}, 'exceeds the 20 drawers'),
                             ({'num_shots': 5, 'num_query': 16}, 'exceeds the 20 drawers'),
-                            ({'num_shots': 0}, 'num_shots must be at least 1')]:
+                            ({'num_shots': 0}, 'num_shots must be at least 1'),
+                            ({'classes_per_label': 0}, 'classes_per_label must be at least 1'),
+                            ({'classes_per_label': 61}, 'exceeds the 60 training characters'),
+                            ({'mr_encoder': 'resnet'}, 'Unknown mr_encoder')]:
       with self.assertRaisesRegex(ValueError, message):
         omniglot.Config(**kwargs)
+
+  def test_protocol_settings_reach_mr_maml_w_only(self):
+    mr = omniglot.Config(algo='mr_maml_w', protocol='cpu_pools')
+    self.assertEqual((mr.default_beta, mr.resolved()['rho_init'], mr.resolved()['mr_encoder'],
+                      mr.resolved()['meta_lr'], mr.resolved()['classes_per_label']),
+                     (1e-3, 0.0, 'finn_blocks2', 5e-3, 2))
+    maml = omniglot.Config(algo='maml', protocol='cpu_pools')
+    self.assertEqual(maml.default_beta, 0.0)
+    self.assertNotIn('rho_init', maml.resolved())
+    self.assertEqual(omniglot.Config(algo='mr_maml_w').default_beta, 1e-5)
 
 
 def fast_compile_env() -> dict:

@@ -193,6 +193,38 @@ class SplitTest(_DataTestCase):
     self.assertLen(np.unique(pools), 7 * 171)
 
 
+class ClassesPerLabelTest(_DataTestCase):
+
+  def test_small_pools_keep_the_first_classes_of_each_label(self):
+    full_pools = np.asarray(self.data.train_class_ids)[self.data.label_pools]
+    small, manifest = omniglot.load_omniglot(cache_dir=self.cache_dir, classes_per_label=2)
+    self.assertEqual(small.label_pools.shape, (20, 2))
+    self.assertEqual(manifest['pool_size'], 2)
+    # The same characters carry the same labels as in the paper's 60-class pools.
+    np.testing.assert_array_equal(
+        np.asarray(small.train_class_ids)[small.label_pools], full_pools[:, :2])
+    # The meta-training set is exactly those 40 characters, with their images.
+    self.assertEqual(small.train_images.shape[0], 40)
+    np.testing.assert_array_equal(np.sort(small.label_pools.ravel()), np.arange(40))
+    where = {c: i for i, c in enumerate(np.asarray(self.data.train_class_ids))}
+    for i, c in enumerate(np.asarray(small.train_class_ids)):
+      np.testing.assert_array_equal(small.train_images[i], self.data.train_images[where[c]])
+    # Meta-test characters are untouched.
+    np.testing.assert_array_equal(small.test_class_ids, self.data.test_class_ids)
+    np.testing.assert_array_equal(small.test_images, self.data.test_images)
+    # Mutually exclusive tasks draw from the same 40 characters, labels shuffled.
+    class_ids = np.asarray(jax.jit(
+        omniglot.sample_train_batch, static_argnums=(2, 3, 4, 5, 6, 7))(
+            jax.random.key(0), jax.device_put(small), 50, WAYS, 1, 1, True, True)[1])
+    self.assertTrue(((class_ids >= 0) & (class_ids < 40)).all())
+    self.assertGreater(len({tuple(row) for row in class_ids}), 40)
+
+  def test_pool_size_out_of_range(self):
+    for k in (0, 61):
+      with self.assertRaisesRegex(ValueError, 'classes_per_label'):
+        omniglot.restrict_pools(np.arange(1200), omniglot.make_label_pools(1200, 20), k)
+
+
 class SamplerTest(_DataTestCase):
 
   def _train(self, key, batch, ways=WAYS, support=1, query=1, me=False):

@@ -52,6 +52,48 @@ class ResetStateTest(absltest.TestCase):
         params = optax.apply_updates(params, updates)
 
 
+def _keras_adam_steps(grads_seq, lr, b1=0.9, b2=0.999, eps=1e-7):
+  """Keras OptimizerV2 Adam by hand: lr_t = lr sqrt(1 - b2^t) / (1 - b1^t), eps on sqrt(v)."""
+  m = v = 0.0
+  out = []
+  for t, g in enumerate(grads_seq, start=1):
+    g = np.asarray(g, np.float64)
+    m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+    out.append(-lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps))
+  return out
+
+
+class KerasAdamTest(absltest.TestCase):
+
+  def test_persistent_state_matches_the_keras_formula(self):
+    lr = 1e-3
+    grads_seq = [g['w'] for g in _GRADS]
+    with jax.enable_x64(True):
+      opt = optimizers.keras_adam(lr)
+      state, got = opt.init(jnp.zeros(4)), []
+      for g in grads_seq:
+        updates, state = opt.update(jnp.asarray(g), state)
+        got.append(updates)
+    chex.assert_trees_all_close(got, _keras_adam_steps(grads_seq, lr), rtol=1e-12)
+
+  def test_fresh_keras_adam_is_the_notebook_step(self):
+    # The sinusoid notebooks' step: lr * g / (|g| + 1e-7 / sqrt(1 - 0.999)).
+    lr = 1e-3
+    g = np.array([5e-8, -5e-6, 3.16e-6, 1.0, 0.0])
+    with jax.enable_x64(True):
+      opt = optimizers.meta_optimizer('keras_adam', lr, reset_each_step=('*',))
+      params = {'encoder': jnp.zeros(5)}
+      state = opt.init(params)
+      for _ in range(3):  # every step is a first step
+        updates, state = opt.update({'encoder': jnp.asarray(g)}, state, params)
+        np.testing.assert_allclose(updates['encoder'],
+                                   -lr * g / (np.abs(g) + 1e-7 / np.sqrt(1e-3)),
+                                   rtol=1e-12, atol=0)
+    # optax's eps placement differs by up to ~60x on these small KL gradients.
+    optax_step = -lr * _adam_first_step(g[:3])
+    self.assertGreater(np.max(np.abs(optax_step / updates['encoder'][:3])), 50)
+
+
 class DecoupledWeightDecayTest(parameterized.TestCase):
 
   @parameterized.parameters(0.0, 1e-2)

@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -86,6 +87,64 @@ class ResumeTest(absltest.TestCase):
     self.assertFalse(os.path.exists(os.path.join(out, 'results.json')))
     step, states = final_states(out, 'maml')
     self.assertEqual(step, 1)
+    chex.assert_tree_all_finite(states.params)
+
+
+  def test_ctrl_c_and_sigterm_checkpoint_and_resume_without_duplicates(self):
+    out = tempfile.mkdtemp()
+    flags = ['--algo=maml', '--num_iterations=30000', '--log_every=250',
+             '--checkpoint_every=1000000', f'--output_dir={out}']
+    metrics_path = os.path.join(out, 'metrics.jsonl')
+
+    def interrupt_after_rows(sig, min_rows):
+      proc = subprocess.Popen(binary(*flags), cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+      deadline = time.time() + 240
+      while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(metrics_path) and sum(1 for _ in open(metrics_path)) >= min_rows:
+          break
+        time.sleep(0.2)
+      proc.send_signal(sig)
+      _, stderr = proc.communicate(timeout=120)
+      self.assertEqual(proc.returncode, 130, stderr[-3000:])
+      self.assertNotIn('Traceback', stderr)
+      step = int(re.search(r'Interrupted: checkpoint saved at step (\d+)', stderr).group(1))
+      self.assertEqual(final_states(out, 'maml')[0], step)
+      return step
+
+    first = interrupt_after_rows(signal.SIGINT, 1)
+    second = interrupt_after_rows(signal.SIGTERM, 3)
+    self.assertGreater(second, first)
+    finished = run_binary(*flags)
+    self.assertEqual(finished.returncode, 0, finished.stderr[-3000:])
+    self.assertIn(f'Resumed from the checkpoint at step {second}', finished.stderr)
+    with open(metrics_path) as f:
+      rows = [json.loads(line) for line in f]
+    steps = [r['step'] for r in rows if 'loss' in r]
+    self.assertEqual(steps, sorted(set(steps)))  # no step twice
+    self.assertEqual(steps[-1], 30000)
+    # A finished run is read back, not re-scored.
+    again = run_binary(*flags)
+    self.assertEqual(again.returncode, 0, again.stderr[-3000:])
+    self.assertIn('holds the finished run', again.stderr)
+    with open(metrics_path) as f:
+      self.assertLen(f.readlines(), len(rows))
+
+  def test_one_diverging_beta_does_not_stop_the_sweep(self):
+    out = tempfile.mkdtemp()
+    # beta * KL overflows float32 at beta = 1e38: that run diverges at its first step.
+    proc = run_binary('--algo=mr_cnp_w', '--beta=0.15,1e38', '--num_iterations=6',
+                      '--log_every=2', '--checkpoint_every=2', f'--output_dir={out}')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    self.assertIn('Run 1: non-finite loss between steps 0 and 2', proc.stderr)
+    self.assertIn('[FAILED: non-finite loss at step 0]', proc.stdout)
+    with open(os.path.join(out, 'results.json')) as f:
+      healthy, diverged = json.load(f)
+    self.assertNotIn('status', healthy)
+    self.assertEqual((diverged['status'], diverged['failed_at_step']), ('failed', 0))
+    step, states = final_states(out, 'mr_cnp_w', num_runs=2)
+    self.assertEqual(step, 6)
+    self.assertEqual(states.step.tolist(), [6, 0])
     chex.assert_tree_all_finite(states.params)
 
 

@@ -81,6 +81,41 @@ class ScriptsTest(absltest.TestCase):
     self.assertNotEqual(proc.returncode, 0)
     self.assertIn('expected algo/shots/nme|me/seeds', proc.stderr)
 
+  def test_memorization_diagram_reuses_finished_arms_and_draws(self):
+    # In-process on recorded results: training is covered by the Omniglot tests.
+    from absl import app  # pylint: disable=g-import-not-at-top
+    from experiments import omniglot_memorization as memo  # pylint: disable=g-import-not-at-top
+    from mr_meta.benchmarks import omniglot  # pylint: disable=g-import-not-at-top
+    runs_dir, rows = tempfile.mkdtemp(), []
+    for k in (1, 2):
+      arms = {}
+      for name, label, algo, nme in memo.ARMS:
+        config = omniglot.Config(algo=algo, protocol='cpu_pools', nme=nme,
+                                 classes_per_label=k)
+        record = config.resolved()
+        del record['test_posterior_mean']  # made before the setting existed
+        run_dir = os.path.join(runs_dir, f'k{k}_{name}')
+        os.makedirs(run_dir)
+        with open(os.path.join(run_dir, 'results.json'), 'w') as f:
+          json.dump([{'seed': seed, 'beta': config.default_beta, 'config': record,
+                      'metrics': {'accuracy': 0.2 + 0.1 * nme + seed / 100,
+                                  'pre_adapt_train_accuracy': 0.05 + 0.5 * nme}}
+                     for seed in (0, 1)], f)
+        arms[label], seconds = memo.run_arm(config, [0, 1], run_dir)
+        self.assertEqual(seconds, 0.0)
+        self.assertLen(arms[label], 2)
+      rows.append((k, arms, 60.0))
+    with self.assertRaisesRegex(app.UsageError, 'num_filters'):
+      memo.run_arm(omniglot.Config(algo='maml', protocol='cpu_pools', classes_per_label=1,
+                                   num_filters=8), [0, 1], os.path.join(runs_dir, 'k1_maml_nme'))
+    table = memo.markdown(rows, 'python -m experiments.omniglot_memorization',
+                          rows[0][1]['MAML, NME'][0]['config'])
+    self.assertIn('| 1 | 20 | 30.5 (0.5) | 55.0 (0.0) | 30.5 (0.5) | 55.0 (0.0) | '
+                  '20.5 (0.5) | 5.0 (0.0) | 1.0 |', table)
+    figure = os.path.join(tempfile.mkdtemp(), 'memorization.png')
+    memo.plot(rows, figure)
+    assert_png(self, figure)
+
   def test_benchmark_writes_table_and_names_missing_peers(self):
     out = os.path.join(tempfile.mkdtemp(), 'benchmarks.md')
     proc = run_module('benchmarks.run', '--only=sinusoid_maml', '--sweep_steps=0',

@@ -46,9 +46,20 @@ from mr_meta import conv_networks
 from mr_meta import maml
 from mr_meta import objective
 from mr_meta import optimizers
+from mr_meta import stochastic_weights
 from mr_meta import training
 from mr_meta.benchmarks import runner
 from mr_meta.tasks import omniglot as tasks
+
+# MR-MAML(W)'s split of the network into a mean-field encoder (KL, not
+# adapted) and an adapted predictor:
+#   'dense_latent': conv32/s2 -> conv48/s2 -> maxpool -> conv64/s2 ->
+#       Dense(196) as a 14x14x1 latent -> Finn's conv4 with stride 1 (the
+#       paper's "similar to pose, 14x14 latent", as paper_facts infers it);
+#   'finn_blocks1' / 'finn_blocks2': Finn's conv4 itself, its first 1 / 2
+#       blocks mean-field (a 14x14 / 7x7 latent of num_filters channels), the
+#       rest adapted; a MAML step's cost instead of ~7x.
+MR_ENCODERS = {'dense_latent': None, 'finn_blocks1': 1, 'finn_blocks2': 2}
 
 # Fixed task streams, identical for every method, seed and beta.
 EVAL_TASKS_SEED = 1        # FINN's test seed
@@ -85,6 +96,10 @@ class Protocol:
   num_test_tasks: int
   num_train_eval_tasks: int
   rho_init: float | None = None  # None: the method's
+  classes_per_label: int | None = None  # NME pool size; None: all (60 for 20 ways)
+  meta_lr: float | None = None   # None: the method's
+  mr_encoder: str = 'dense_latent'  # MR_ENCODERS
+  mr_beta: float | None = None   # MR-MAML(W)'s beta; None: the method's
 
 
 PROTOCOLS = {
@@ -96,6 +111,14 @@ PROTOCOLS = {
     # 16 filters: MR-MAML(W)'s stride-1 14x14 conv4 costs ~7x MAML's per step.
     'cpu': Protocol(num_filters=16, num_iterations=1500, meta_batch_size=4,
                     num_test_tasks=600, num_train_eval_tasks=200, rho_init=-3.0),
+    # Where memorization shows on 2 cores: small NME pools (few characters
+    # per label) and the top of the paper's meta-lr grid; 32 filters.
+    # MR-MAML(W): Finn's conv4 with its first two blocks mean-field, at MAML's
+    # cost; sigma starts at softplus(0) = 0.69 (BUILD_NOTES, Omniglot probes).
+    'cpu_pools': Protocol(num_filters=32, num_iterations=1500, meta_batch_size=4,
+                          num_test_tasks=600, num_train_eval_tasks=200, rho_init=0.0,
+                          classes_per_label=2, meta_lr=5e-3, mr_encoder='finn_blocks2',
+                          mr_beta=1e-3),
 }
 
 
@@ -119,6 +142,9 @@ class Config:
   num_test_tasks: int | None = None   # None: the protocol's (600 in FINN)
   num_train_eval_tasks: int | None = None  # None: the protocol's
   num_test_samples: int = 1           # Alg. 3 samples of the MR-MAML(W) encoder
+  test_posterior_mean: bool = False   # score MR-MAML(W) with the mean encoder weights
+  classes_per_label: int | None = None  # None: the protocol's (every class: 60 for 20 ways)
+  mr_encoder: str | None = None       # MR-MAML(W)'s split (MR_ENCODERS); None: the protocol's
   log_every: int = 500
   checkpoint_every: int = 5000
   keep_checkpoints: int = 3
@@ -128,12 +154,20 @@ class Config:
         self, methods=METHODS, protocols=PROTOCOLS,
         at_least_one=('num_shots', 'num_query', 'meta_batch_size', 'num_filters',
                       'num_test_tasks', 'num_train_eval_tasks', 'num_test_samples',
-                      'log_every', 'checkpoint_every', 'keep_checkpoints'),
+                      'log_every', 'checkpoint_every', 'keep_checkpoints',
+                      'classes_per_label'),
         non_negative=('num_iterations', 'train_inner_steps', 'test_inner_steps',
                       'taml_weight'))
     if not 2 <= self.num_ways <= MAX_WAYS:
       raise ValueError(f'num_ways={self.num_ways} must be in [2, {MAX_WAYS}] (the '
                        f'meta-test split has {MAX_WAYS} characters).')
+    if self.mr_encoder is not None and self.mr_encoder not in MR_ENCODERS:
+      raise ValueError(f'Unknown mr_encoder {self.mr_encoder!r}; choose from '
+                       f'{sorted(MR_ENCODERS)}.')
+    pool = tasks.NUM_TRAIN_CLASSES // self.num_ways
+    if self.classes_per_label is not None and self.classes_per_label > pool:
+      raise ValueError(f'classes_per_label={self.classes_per_label} exceeds the {pool} '
+                       f'training characters per label of {self.num_ways}-way tasks.')
     query = self.num_shots if self.num_query is None else self.num_query
     if self.num_shots + query > tasks.NUM_DRAWERS:
       raise ValueError(
@@ -148,11 +182,11 @@ class Config:
     """Every setting with the method's and protocol's defaults filled in."""
     protocol, method = PROTOCOLS[self.protocol], self.method
     pick = lambda value, default: default if value is None else value
-    return {
+    settings = {
         **dataclasses.asdict(self),
         'num_query': pick(self.num_query, self.num_shots),
         'num_iterations': pick(self.num_iterations, protocol.num_iterations),
-        'meta_lr': pick(self.meta_lr, method.meta_lr),
+        'meta_lr': pick(self.meta_lr, pick(protocol.meta_lr, method.meta_lr)),
         'rho_init': pick(self.rho_init, pick(protocol.rho_init, method.rho_init)),
         'taml_weight': pick(self.taml_weight, method.taml_weight),
         'first_order': method.first_order,
@@ -161,7 +195,21 @@ class Config:
         'num_test_tasks': pick(self.num_test_tasks, protocol.num_test_tasks),
         'num_train_eval_tasks': pick(self.num_train_eval_tasks,
                                      protocol.num_train_eval_tasks),
+        'classes_per_label': pick(self.classes_per_label, protocol.classes_per_label),
+        'mr_encoder': pick(self.mr_encoder, protocol.mr_encoder),
     }
+    if self.algo != 'mr_maml_w':  # no mean-field encoder: these change nothing
+      for name in ('mr_encoder', 'rho_init'):
+        del settings[name]
+    return settings
+
+  @property
+  def default_beta(self) -> float:
+    """The protocol's beta for MR-MAML(W) if it sets one, else the method's."""
+    protocol_beta = PROTOCOLS[self.protocol].mr_beta
+    if self.algo == 'mr_maml_w' and protocol_beta is not None:
+      return protocol_beta
+    return self.method.beta
 
 
 def finn_xent(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -199,21 +247,27 @@ def build_learner(config: Config, test_inner_steps: int | None = None
   settings = config.resolved()
   ways, filters = config.num_ways, settings['num_filters']
   example_x = jnp.zeros((ways * config.num_shots, tasks.IMAGE_SIZE, tasks.IMAGE_SIZE, 1))
-  if config.algo == 'mr_maml_w':
+  if config.algo == 'mr_maml_w' and settings['mr_encoder'] == 'dense_latent':
     predictor = conv_networks.ConvPredictor(
         ways, num_filters=filters, strides=1, latent_shape=(LATENT_SIDE, LATENT_SIDE, 1))
     encoder, kind = conv_networks.ConvEncoder(LATENT_SIDE * LATENT_SIDE), 'weights'
+  elif config.algo == 'mr_maml_w':
+    blocks = MR_ENCODERS[settings['mr_encoder']]
+    predictor = conv_networks.ConvPredictor(ways, num_filters=filters, strides=2,
+                                            num_blocks=4 - blocks, latent_shape=None)
+    encoder = conv_networks.ConvBlocks(filters, blocks)
+    kind = 'weights'
   else:
     predictor = conv_networks.ConvPredictor(ways, num_filters=filters, strides=2,
                                             latent_shape=None)
     encoder, kind = None, 'none'
+  mr_settings = {'rho_init': settings['rho_init']} if encoder is not None else {}
   learner = maml.maml_learner(
       config.algo, predictor, example_x, inner_lr=config.inner_lr,
       train_inner_steps=config.train_inner_steps,
       test_inner_steps=(config.test_inner_steps if test_inner_steps is None
                         else test_inner_steps),
-      encoder=encoder, encoder_kind=kind, rho_init=settings['rho_init'],
-      first_order=settings['first_order'], loss_fn=finn_xent,
+      encoder=encoder, encoder_kind=kind, **mr_settings, first_order=settings['first_order'], loss_fn=finn_xent,
       # Unrolled inner steps: ~10% faster second-order steps on CPU than
       # lax.scan for ~5 s more compile (measured; no gain on pose or sinusoid).
       use_scan=False)
@@ -231,7 +285,9 @@ def load_task_data(config: Config, data_dir: str | None = None,
                    cache_dir: str | None = None, split_seed: int = 0
                    ) -> tuple[tasks.OmniglotData, dict]:
   """The 1200/423 split with NME label pools for config.num_ways, on the device."""
-  data, manifest = tasks.load_omniglot(data_dir, cache_dir, split_seed, config.num_ways)
+  data, manifest = tasks.load_omniglot(
+      data_dir, cache_dir, split_seed, config.num_ways,
+      classes_per_label=config.resolved()['classes_per_label'])
   return jax.device_put(data), manifest
 
 
@@ -274,6 +330,8 @@ def evaluate(learner: objective.MetaLearner, unadapted: objective.MetaLearner, p
   train and test images stacked into one array.
   """
   settings = config.resolved()
+  if config.test_posterior_mean:
+    params = stochastic_weights.mean_weights(params)
   ways, shots, query = config.num_ways, config.num_shots, settings['num_query']
   num_test, num_train = settings['num_test_tasks'], settings['num_train_eval_tasks']
   test_ids, test_drawers = jax.vmap(lambda k: tasks.sample_test_indices(
@@ -293,7 +351,7 @@ def evaluate(learner: objective.MetaLearner, unadapted: objective.MetaLearner, p
     pre_key, post_key = jax.random.split(predict_key)
     return tuple(accuracy(objective.predict_averaged(
         model, params, k, task.support_x, task.support_y, task.query_x,
-        config.num_test_samples), task.query_y)
+        config.num_test_samples, to_averaged=jax.nn.softmax), task.query_y)
                  for model, k in ((unadapted, pre_key), (learner, post_key)))
 
   pre, post = map_in_batches(score, (class_ids, drawer_ids,

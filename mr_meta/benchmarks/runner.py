@@ -69,16 +69,30 @@ def train_and_evaluate(
   `mesh`, each meta-batch is split across its devices (`mr_meta.sharding`).
   Returns (one result dict per run, final states).
   """
+  if not learner.regularized and any(betas):
+    raise training.ConfigError(
+        f'{learner.name} has no KL term, so beta={max(betas):g} would be ignored; '
+        'pass --beta=0 or leave it out.')
   keys, beta_array = training.make_population(seeds, betas)
   states = initial_states(learner, optimizer, keys)
   checkpointer = writer = None
   if output_dir is not None:
     checkpointer = checkpointing.Checkpointer(
         os.path.join(output_dir, 'checkpoints'), keep_checkpoints)
-    if checkpointer.latest_step() is not None:
+    resumed_step = checkpointer.latest_step()
+    if resumed_step is not None:
       states = checkpointer.restore(states)
-      logging.info('Resumed from the checkpoint at step %d.', checkpointer.latest_step())
-    writer = metric_writers.MetricWriter(output_dir, run_names(seeds, betas))
+      results_path = os.path.join(output_dir, 'results.json')
+      if resumed_step >= num_iterations and os.path.exists(results_path):
+        checkpointer.close()
+        logging.info('%s holds the finished run; reading its results.json.', output_dir)
+        with open(results_path) as f:
+          stored = json.load(f)
+        return (stored if isinstance(stored, list) else [stored]), states
+      logging.info('Resumed from the checkpoint at step %d.', resumed_step)
+    # Rows past the checkpoint are redone, so they are dropped, not duplicated.
+    writer = metric_writers.MetricWriter(output_dir, run_names(seeds, betas),
+                                         keep_through_step=resumed_step or 0)
 
   def on_chunk_end(step, states, metrics):
     if writer is not None:
@@ -97,12 +111,20 @@ def train_and_evaluate(
         learner, optimizer, sample_tasks, keys, beta_array,
         max(num_iterations - done, 0), log_every=log_every, states=states,
         on_chunk_end=on_chunk_end, task_data=task_data, mesh=mesh)
+  except training.TrainingInterrupted as interrupted:
+    step = int(np.max(jax.device_get(interrupted.states.step)))
+    if checkpointer is not None and checkpointer.latest_step() != step:
+      checkpointer.save(step, interrupted.states)
+    if writer is not None:
+      writer.close()
+    raise
   finally:
     if checkpointer is not None:
       checkpointer.close()
   eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
   metrics = jax.device_get(jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)))(
       states.params, eval_keys, task_data))
+  final_steps = np.asarray(jax.device_get(states.step))
   results = []
   for i, (seed, beta) in enumerate(zip(seeds, betas)):
     run_metrics = {name: float(values[i]) for name, values in metrics.items()}
@@ -111,6 +133,9 @@ def train_and_evaluate(
     results.append({'benchmark': benchmark, 'algo': learner.name, 'beta': float(beta),
                     'seed': int(seed), 'prng_impl': jax.config.jax_default_prng_impl,
                     'metrics': run_metrics, 'config': config_record})
+    if final_steps[i] < num_iterations:
+      # Diverged: scored at its last good state (training.train_population).
+      results[-1].update(status='failed', failed_at_step=int(final_steps[i]))
   if output_dir is not None:
     writer.close()
     with open(os.path.join(output_dir, 'results.json'), 'w') as f:

@@ -11,6 +11,7 @@ from mr_meta import maml
 from mr_meta import networks
 from mr_meta import objective
 from mr_meta import optimizers
+from mr_meta import stochastic_weights
 from mr_meta import training
 from mr_meta.benchmarks import runner
 from mr_meta.tasks import sinusoid as tasks
@@ -77,6 +78,8 @@ class Config:
   test_shots: Sequence[int] = (5, 10)
   num_test_tasks: int = 100
   num_test_samples: int | None = None    # None: the method's default
+  # Score MR-*(W) with the posterior mean of the weights instead of Alg. 3's samples.
+  test_posterior_mean: bool = False
   eval_split: str = 'test'               # or 'validation', to tune hyperparameters
   log_every: int = 1000
   checkpoint_every: int = 5000           # steps; also saved at the last step
@@ -97,6 +100,9 @@ class Config:
       raise ValueError('Inner step counts must be non-negative.')
     if self.num_iterations is not None and self.num_iterations < 0:
       raise ValueError(f'num_iterations must be non-negative, got {self.num_iterations}.')
+    if self.notebook_optimizer and (self.optimizer != 'adam' or self.weight_decay):
+      raise ValueError('notebook_optimizer is the notebooks\' Keras Adam; it takes no '
+                       f'optimizer={self.optimizer!r} or weight_decay={self.weight_decay}.')
 
   @property
   def iterations(self) -> int:
@@ -105,6 +111,8 @@ class Config:
 
   @property
   def test_samples(self) -> int:
+    if self.test_posterior_mean:
+      return 1  # the mean weights are one deterministic model
     n = self.num_test_samples
     return METHODS[self.algo].num_test_samples if n is None else n
 
@@ -149,9 +157,12 @@ def build_learner(config: Config) -> objective.MetaLearner:
 
 
 def build_optimizer(config: Config):
-  fresh = METHODS[config.algo].notebook_fresh_adam if config.notebook_optimizer else ()
-  return optimizers.meta_optimizer(config.optimizer, config.meta_lr,
-                                   config.weight_decay, reset_each_step=fresh)
+  if not config.notebook_optimizer:
+    return optimizers.meta_optimizer(config.optimizer, config.meta_lr, config.weight_decay)
+  # The notebooks' Keras Adam, re-created every step for the groups they re-create.
+  return optimizers.meta_optimizer(
+      'keras_adam', config.meta_lr,
+      reset_each_step=METHODS[config.algo].notebook_fresh_adam)
 
 
 def task_sampler(config: Config):
@@ -202,6 +213,8 @@ def memorization_meter(learner, params, key, config: Config):
 
 
 def evaluate(learner, params, key, config: Config) -> dict:
+  if config.test_posterior_mean:
+    params = stochastic_weights.mean_weights(params)
   metrics = {}
   for shots in config.test_shots:
     metrics[f'mse_{shots}shot'] = test_mse(

@@ -265,13 +265,40 @@ def make_label_pools(num_train_classes: int, num_ways: int, seed: int = 0) -> np
   return permutation[:num_ways * pool].reshape(num_ways, pool).astype(np.int32)
 
 
+def restrict_pools(train_ids: np.ndarray, label_pools: np.ndarray,
+                   classes_per_label: int) -> tuple[np.ndarray, np.ndarray]:
+  """Keeps the first `classes_per_label` classes of every label's pool.
+
+  Returns (train_ids of the kept classes, sorted; label_pools indexing them).
+  The meta-training set shrinks to exactly those characters, so a mutually
+  exclusive sampler on the result draws from the same characters as the NME
+  one: the control that isolates the cost of memorisation from that of a
+  smaller training set.
+  """
+  pool = label_pools.shape[1]
+  if not 1 <= classes_per_label <= pool:
+    raise ValueError(f'classes_per_label={classes_per_label} must be in [1, {pool}] '
+                     f'(the {label_pools.shape[0]}-way pools hold {pool} classes each).')
+  kept = label_pools[:, :classes_per_label]
+  used = np.sort(kept.ravel())
+  return train_ids[used], np.searchsorted(used, kept).astype(np.int32)
+
+
 def load_omniglot(data_dir: str | None = None, cache_dir: str | None = None,
                   split_seed: int = 0, num_ways: int = 20, source: str = 'shipped',
-                  tfds_data_dir: str | None = None) -> tuple[OmniglotData, dict]:
-  """The split data as numpy arrays, and a manifest recording split and pools."""
+                  tfds_data_dir: str | None = None,
+                  classes_per_label: int | None = None) -> tuple[OmniglotData, dict]:
+  """The split data as numpy arrays, and a manifest recording split and pools.
+
+  classes_per_label: the NME pool size; None keeps every class (60 for 20
+  ways, the paper's). A smaller pool also shrinks the meta-training set to the
+  pooled characters (`restrict_pools`); meta-test characters are unchanged.
+  """
   images, cache_manifest = load_images(data_dir, cache_dir, source, tfds_data_dir)
   train_ids, test_ids = split_classes(NUM_CLASSES, split_seed)
   label_pools = make_label_pools(len(train_ids), num_ways, split_seed)
+  if classes_per_label is not None and classes_per_label != label_pools.shape[1]:
+    train_ids, label_pools = restrict_pools(train_ids, label_pools, classes_per_label)
   unused = len(train_ids) - label_pools.size
   if unused:
     logging.warning('%d train classes do not divide into %d ways: %d classes are '
