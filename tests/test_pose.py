@@ -151,7 +151,7 @@ class PoseMethodsTest(parameterized.TestCase):
   @parameterized.parameters('maml', 'mr_maml_w', 'ft_wd', 'mr_cnp_a', 'cnp_bbb')
   def test_training_and_evaluation_run_end_to_end(self, algo):
     results, states = pose.train_and_evaluate(self.tiny_config(algo), fake_arrays(),
-                                              [0], [1e-3])
+                                              [0], [pose.METHODS[algo].beta])
     self.assertEqual(int(states.step[0]), 2)
     metrics = results[0]['metrics']
     self.assertEqual(set(metrics), {'mse', 'train_mse_own_context',

@@ -96,13 +96,18 @@ class ResumeTest(absltest.TestCase):
              '--checkpoint_every=1000000', f'--output_dir={out}']
     metrics_path = os.path.join(out, 'metrics.jsonl')
 
-    def interrupt_after_rows(sig, min_rows):
+    def newest_step():
+      if not os.path.exists(metrics_path):
+        return 0
+      with open(metrics_path) as f:
+        return max([json.loads(line)['step'] for line in f if line.strip()] or [0])
+
+    def interrupt_after_step(sig, after_step):
+      # Once this process has logged a chunk past `after_step`, it is training.
       proc = subprocess.Popen(binary(*flags), cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
       deadline = time.time() + 240
-      while time.time() < deadline and proc.poll() is None:
-        if os.path.exists(metrics_path) and sum(1 for _ in open(metrics_path)) >= min_rows:
-          break
+      while time.time() < deadline and proc.poll() is None and newest_step() <= after_step:
         time.sleep(0.2)
       proc.send_signal(sig)
       _, stderr = proc.communicate(timeout=120)
@@ -112,8 +117,8 @@ class ResumeTest(absltest.TestCase):
       self.assertEqual(final_states(out, 'maml')[0], step)
       return step
 
-    first = interrupt_after_rows(signal.SIGINT, 1)
-    second = interrupt_after_rows(signal.SIGTERM, 3)
+    first = interrupt_after_step(signal.SIGINT, 0)
+    second = interrupt_after_step(signal.SIGTERM, newest_step())
     self.assertGreater(second, first)
     finished = run_binary(*flags)
     self.assertEqual(finished.returncode, 0, finished.stderr[-3000:])
@@ -152,7 +157,7 @@ class OutputDirTest(absltest.TestCase):
 
   def test_different_flags_are_refused_unless_overwrite(self):
     out = tempfile.mkdtemp()
-    tiny = ['--algo=cnp', '--num_iterations=4', '--log_every=2', f'--output_dir={out}']
+    tiny = ['--algo=mr_cnp_w', '--num_iterations=4', '--log_every=2', f'--output_dir={out}']
     self.assertEqual(run_binary(*tiny).returncode, 0)
     with open(os.path.join(out, 'results.json')) as f:
       before = f.read()
@@ -183,7 +188,7 @@ class OutputDirTest(absltest.TestCase):
     self.assertIn('holds a run with different flags (prng_impl)', proc.stderr)
     proc = run_binary(*tiny)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
-    self.assertIn('Resumed from the checkpoint at step 4', proc.stderr)
+    self.assertIn('holds the finished run', proc.stderr)
 
   def test_config_metrics_and_tensorboard_are_written(self):
     out = tempfile.mkdtemp()
