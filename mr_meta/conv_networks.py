@@ -125,6 +125,20 @@ class ConvEncoder(nn.Module):
     return nn.relu(x) if self.output_activation else x
 
 
+def conv_bn_relu_blocks(x: jax.Array, num_filters: int, num_blocks: int, strides: int,
+                        lowering: str | None) -> jax.Array:
+  """Finn's blocks: [conv (xavier), batch-statistics BN, ReLU] x num_blocks.
+
+  Called inside a compact module's __call__, so the layers are that module's
+  children, named conv_i and batch_norm_i.
+  """
+  for i in range(num_blocks):
+    x = Conv(num_filters, strides=strides, lowering=lowering,
+             kernel_init=nn.initializers.xavier_uniform(), name=f'conv_{i}')(x)
+    x = nn.relu(BatchStatNorm(name=f'{NOT_ADAPTED_PREFIX}_{i}')(x))
+  return x
+
+
 class ConvPredictor(nn.Module):
   """[N, D] latent (reshaped to `latent_shape`) or [N, H, W, C] image -> [N, outputs].
 
@@ -142,10 +156,8 @@ class ConvPredictor(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     if x.ndim == 2:
       x = x.reshape(x.shape[0], *self.latent_shape)
-    for i in range(self.num_blocks):
-      x = Conv(self.num_filters, strides=self.strides, lowering=self.conv_lowering,
-               kernel_init=nn.initializers.xavier_uniform(), name=f'conv_{i}')(x)
-      x = nn.relu(BatchStatNorm(name=f'{NOT_ADAPTED_PREFIX}_{i}')(x))
+    x = conv_bn_relu_blocks(x, self.num_filters, self.num_blocks, self.strides,
+                            self.conv_lowering)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_outputs, kernel_init=nn.initializers.normal(1.0),
                     name='output')(x)
@@ -164,11 +176,8 @@ class ConvBlocks(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    for i in range(self.num_blocks):
-      x = Conv(self.num_filters, strides=self.strides, lowering=self.conv_lowering,
-               kernel_init=nn.initializers.xavier_uniform(), name=f'conv_{i}')(x)
-      x = nn.relu(BatchStatNorm(name=f'{NOT_ADAPTED_PREFIX}_{i}')(x))
-    return x
+    return conv_bn_relu_blocks(x, self.num_filters, self.num_blocks, self.strides,
+                               self.conv_lowering)
 
 
 class EncoderThenPredictor(nn.Module):

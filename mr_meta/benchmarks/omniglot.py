@@ -267,7 +267,8 @@ def build_learner(config: Config, test_inner_steps: int | None = None
       train_inner_steps=config.train_inner_steps,
       test_inner_steps=(config.test_inner_steps if test_inner_steps is None
                         else test_inner_steps),
-      encoder=encoder, encoder_kind=kind, **mr_settings, first_order=settings['first_order'], loss_fn=finn_xent,
+      encoder=encoder, encoder_kind=kind, **mr_settings,
+      first_order=settings['first_order'], loss_fn=finn_xent,
       # Unrolled inner steps: ~10% faster second-order steps on CPU than
       # lax.scan for ~5 s more compile (measured; no gain on pose or sinusoid).
       use_scan=False)
