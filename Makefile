@@ -4,8 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test reproduce-sinusoid reproduce-pose reproduce-omniglot memorization-omniglot \
-	benchmarks data clean
+.PHONY: demo test reproduce-sinusoid reproduce-pose pose-ladder reproduce-omniglot \
+	memorization-omniglot benchmarks data clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ reproduce-sinusoid: $(STAMP)
 # Tables 2-3 and the Fig. 2 sweep on the CPU protocol (about an hour on 2 cores).
 reproduce-pose: $(STAMP)
 	$(PY) -m experiments.reproduce_pose --output_dir=results
+
+# MAML against MR-MAML(W) on pose problem sizes between `cpu` and `full` (hours on 2 cores).
+pose-ladder: $(STAMP)
+	$(PY) -m experiments.pose_ladder --output_dir=results
 
 # Tables 4-5 rows on the CPU protocol (about an hour on 2 cores).
 reproduce-omniglot: $(STAMP)

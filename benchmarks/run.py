@@ -61,6 +61,9 @@ _WORKER = flags.DEFINE_string(
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The beta of every JAX workload's step (and of the pose peer's KL term).
+BETA = 1e-4
+
 
 # ---------------------------------------------------------------------------
 # JAX workloads.
@@ -97,10 +100,15 @@ def _omniglot(algo, task_map_batch=None):
                      flops_countable=task_map_batch is None)  # inner loop unrolled
 
 
+def _pose_config(algo):
+  from mr_meta.benchmarks import pose
+  return pose.Config(algo=algo, protocol=_POSE_PROTOCOL.value)
+
+
 def _pose(algo):
   from mr_meta.benchmarks import pose
   from mr_meta.tasks import pose as pose_tasks
-  config = pose.Config(algo=algo, protocol=_POSE_PROTOCOL.value)
+  config = _pose_config(algo)
   settings = config.resolved()
   rng = np.random.default_rng(0)  # throughput does not depend on the pixels
   images = lambda n: rng.integers(0, 256, (n, 100, settings['image_size'],
@@ -138,8 +146,24 @@ WORKLOADS = {
     'omniglot_mr_maml_w': ('Omniglot MR-MAML(W) (full protocol sizes)',
                            lambda: _omniglot('mr_maml_w'), 'patches', None),
     'pose_mr_maml_w': ('Pose MR-MAML(W) (--pose_protocol sizes; cpu: 32px, 16 filters, '
-                       'meta-batch 5)', lambda: _pose('mr_maml_w'), 'patches', None),
+                       'meta-batch 5, 1 inner step)', lambda: _pose('mr_maml_w'), 'patches',
+                       'pose'),
 }
+
+
+def _pose_peer_flags() -> list[str]:
+  """The pose peer's sizes and settings: those of `_pose('mr_maml_w')` under --pose_protocol."""
+  settings = _pose_config('mr_maml_w').resolved()
+  return [f'--image_size={settings["image_size"]}', f'--filters={settings["num_filters"]}',
+          f'--inner_steps={settings["train_inner_steps"]}',
+          f'--inner_lr={settings["inner_lr"]}', f'--num_support={settings["num_support"]}',
+          f'--num_query={settings["num_query"]}', f'--rho_init={settings["rho_init"]}',
+          f'--beta={BETA}']
+
+
+# Peer problem -> its torch_maml.py flags beyond the problem's defaults (the
+# meta-batch always comes from the JAX worker).
+PEER_FLAGS = {'pose': _pose_peer_flags}
 
 
 # XLA:CPU maps a call's scratch buffers afresh (1.1 GB for the Omniglot MAML
@@ -152,7 +176,7 @@ _MAX_TRACED_STEPS = 50  # a step of tiny ops makes thousands of trace events
 def serve_jax_workload(name: str) -> dict:
   """Compiles the workload, then times one repetition per 'time' line on stdin."""
   _, build, lowering, _ = WORKLOADS[name]
-  beta = jnp.float32(1e-4)
+  beta = jnp.float32(BETA)
   with conv_networks.conv_lowering(lowering):
     learner, optimizer, sampler, data, meta_batch, flops_countable = build()
     state = training.init_state(learner, optimizer, jax.random.PRNGKey(0))
@@ -291,9 +315,10 @@ def time_in_turns(timers: dict[str, TurnTimer], rounds: int) -> dict[str, list]:
 
 
 def peer_argv(problem: str, impl: str, meta_batch_size: int) -> list[str]:
+  extra = PEER_FLAGS[problem]() if problem in PEER_FLAGS else []
   return [_PEERS_PYTHON.value, os.path.join(REPO_ROOT, 'benchmarks', 'peers', 'torch_maml.py'),
           f'--problem={problem}', f'--impl={impl}', f'--meta_batch_size={meta_batch_size}',
-          '--warmup=2', f'--min_seconds={_MIN_SECONDS.value}',
+          *extra, '--warmup=2', f'--min_seconds={_MIN_SECONDS.value}',
           f'--device={_PEERS_DEVICE.value}', '--serve']
 
 

@@ -12,13 +12,14 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from mr_meta import data_files
 from mr_meta import provenance
 from mr_meta import sharding
 from mr_meta import training
 
 # Flags that change no number: a run may resume under other values of these.
 RESUMABLE_FLAGS = ('output_dir', 'overwrite', 'log_every', 'checkpoint_every',
-                   'keep_checkpoints', 'data_dir', 'cache_dir')
+                   'keep_checkpoints', 'eval_every', 'data_dir', 'cache_dir')
 
 
 def parse_betas(text: str | None, default: float) -> list[float]:
@@ -61,6 +62,10 @@ def define_population_flags(log_every: int = 500):
       'num_devices', 1, 'Split every meta-batch across this many devices (0: all); '
       'after jax.distributed.initialize, all devices of all hosts.')
   flags.DEFINE_integer('log_every', log_every, 'Steps per jitted chunk and log line.')
+  flags.DEFINE_integer(
+      'eval_every', None, 'Also score the run every n steps (a multiple of --log_every), as '
+      'eval/ rows of metrics.jsonl: a learning curve of the test metrics. Default: at the '
+      'end only.')
   flags.DEFINE_integer('checkpoint_every', 5000,
                        'Checkpoint period in steps (taken at chunk ends).')
   flags.DEFINE_integer('keep_checkpoints', 3, 'Checkpoints kept.')
@@ -147,6 +152,22 @@ def prepare_output_dir(output_dir: str, run: dict, overwrite: bool) -> None:
   with open(path, 'w') as f:
     json.dump({'flags': run, 'environment': provenance.describe_environment()}, f,
               indent=2, default=str)
+
+
+# Failures the user can fix from the message alone: no traceback, no flag dump.
+USER_ERRORS = (app.UsageError, data_files.DataFileError, training.ConfigError,
+               PermissionError)
+
+
+def run_main(main) -> None:
+  """app.run(main), with a user error printed as one line and exit status 2."""
+  def main_with_clean_errors(argv):
+    try:
+      return main(argv)
+    except USER_ERRORS as e:
+      print(f'Error: {e}', file=sys.stderr)
+      raise SystemExit(2) from None
+  app.run(main_with_clean_errors)
 
 
 def run_or_exit(train, *args, **kwargs):

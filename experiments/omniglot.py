@@ -109,9 +109,9 @@ def main(argv):
                config.resolved()['num_iterations'], sorted(set(betas)), sorted(set(seeds)))
   mesh = common.task_mesh(config.resolved()['meta_batch_size'])
   results, _ = common.run_or_exit(omniglot.train_and_evaluate, config, data, seeds, betas,
-                                  flags.FLAGS.output_dir, mesh)
+                                  flags.FLAGS.output_dir, mesh, flags.FLAGS.eval_every)
   common.print_results(results, flags.FLAGS.num_seeds)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run_main(main)

@@ -29,6 +29,12 @@ _WEIGHT_DECAY = flags.DEFINE_float(
 _RHO_INIT = flags.DEFINE_float('rho_init', None, 'Initial rho of mean-field weights.')
 _META_BATCH = flags.DEFINE_integer(
     'meta_batch_size', None, "Tasks per outer step. Default: the protocol's.")
+_CROP = flags.DEFINE_integer(
+    'crop', None, "Centre crop of the 128px renders. Default: the protocol's.")
+_IMAGE_SIZE = flags.DEFINE_integer(
+    'image_size', None, "The crop average-pooled to this size. Default: the protocol's.")
+_NUM_FILTERS = flags.DEFINE_integer(
+    'num_filters', None, "Filters of the adapted conv predictor. Default: the protocol's.")
 _NUM_SUPPORT = flags.DEFINE_integer('num_support', 15, 'Support views per task.')
 _NUM_QUERY = flags.DEFINE_integer('num_query', 15, 'Query views per task.')
 _INNER_LR = flags.DEFINE_float('inner_lr', 0.01, 'Inner SGD learning rate.')
@@ -57,7 +63,8 @@ def config_from_flags() -> pose.Config:
     return pose.Config(
         algo=_ALGO.value, protocol=_PROTOCOL.value, num_iterations=_NUM_ITERATIONS.value,
         meta_lr=_META_LR.value, weight_decay=_WEIGHT_DECAY.value, rho_init=_RHO_INIT.value,
-        meta_batch_size=_META_BATCH.value, num_support=_NUM_SUPPORT.value,
+        meta_batch_size=_META_BATCH.value, crop=_CROP.value, image_size=_IMAGE_SIZE.value,
+        num_filters=_NUM_FILTERS.value, num_support=_NUM_SUPPORT.value,
         num_query=_NUM_QUERY.value, inner_lr=_INNER_LR.value,
         train_inner_steps=_TRAIN_INNER.value, test_inner_steps=_TEST_INNER.value,
         first_order=_FIRST_ORDER.value, num_test_batches=_NUM_TEST_BATCHES.value,
@@ -87,9 +94,9 @@ def main(argv):
                config.resolved()['num_iterations'], sorted(set(betas)), sorted(set(seeds)))
   mesh = common.task_mesh(config.resolved()['meta_batch_size'])
   results, _ = common.run_or_exit(pose.train_and_evaluate, config, data, seeds, betas,
-                                  flags.FLAGS.output_dir, mesh)
+                                  flags.FLAGS.output_dir, mesh, flags.FLAGS.eval_every)
   common.print_results(results, flags.FLAGS.num_seeds)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run_main(main)

@@ -81,9 +81,9 @@ def main(argv):
                config.iterations, sorted(set(betas)), sorted(set(seeds)))
   mesh = common.task_mesh(config.meta_batch_size)
   results, _ = common.run_or_exit(sinusoid.train_and_evaluate, config, seeds, betas,
-                                  flags.FLAGS.output_dir, mesh)
+                                  flags.FLAGS.output_dir, mesh, flags.FLAGS.eval_every)
   common.print_results(results, flags.FLAGS.num_seeds, config.eval_split)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run_main(main)

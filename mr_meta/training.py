@@ -162,9 +162,11 @@ def train_population(learner: MetaLearner, optimizer: optax.GradientTransformati
   history = []
   start_step = int(np.max(jax.device_get(states.step)))
   done, t_start = 0, time.time()
+  compiled_at = None  # (steps done, time) after the first chunk, which also compiles
   failed = set()
 
   def _one_chunk(states, done):
+    nonlocal compiled_at
     length = min(log_every, num_steps - done)
     new_states, metrics, finite = run_chunk(states, betas, task_data, length)
     finite = np.asarray(finite)
@@ -184,9 +186,17 @@ def train_population(learner: MetaLearner, optimizer: optax.GradientTransformati
     done += length
     metrics = jax.device_get(metrics)
     history.append(metrics)
-    rate = done / max(time.time() - t_start, 1e-9)
-    logging.info('step %d/%d  %.1f steps/s  ETA %.0fs  loss %s', start_step + done,
-                 start_step + num_steps, rate, (num_steps - done) / rate,
+    now = time.time()
+    rate = done / max(now - t_start, 1e-9)
+    if done >= num_steps:
+      eta = '0s'
+    elif compiled_at is None:
+      compiled_at, eta = (done, now), 'after the next chunk'
+    else:  # compilation excluded
+      steady_rate = (done - compiled_at[0]) / max(now - compiled_at[1], 1e-9)
+      eta = f'{(num_steps - done) / steady_rate:.0f}s'
+    logging.info('%s: step %d/%d  %.2f steps/s  ETA %s  loss %s', learner.name,
+                 start_step + done, start_step + num_steps, rate, eta,
                  np.array2string(np.asarray(metrics['loss']), precision=4))
     if on_chunk_end is not None:
       on_chunk_end(start_step + done, new_states, dict(metrics, steps_per_second=rate))

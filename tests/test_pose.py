@@ -15,6 +15,7 @@ import numpy as np
 
 from mr_meta import adaptation
 from mr_meta import conv_networks
+from mr_meta import maml
 from mr_meta import objective
 from mr_meta.benchmarks import pose
 from mr_meta.tasks import pose as tasks
@@ -186,7 +187,7 @@ class PoseMethodsTest(parameterized.TestCase):
     no_adapt = pose.build_learner(
         pose.Config(algo='ft', protocol='tiny', num_support=3, test_inner_steps=0))
     np.testing.assert_allclose(
-        loss, pose.mse(no_adapt.predict(params, None, task.support_x, task.support_y,
+        loss, maml.mse(no_adapt.predict(params, None, task.support_x, task.support_y,
                                         task.query_x), task.query_y), rtol=1e-5)
 
   def test_bad_config_is_rejected(self):
@@ -196,6 +197,33 @@ class PoseMethodsTest(parameterized.TestCase):
       pose.Config(protocol='tpu')
     with self.assertRaisesRegex(ValueError, 'num_support must be at least 1'):
       pose.Config(num_support=0)
+    with self.assertRaisesRegex(ValueError, 'image_size dividing crop <= 128'):
+      pose.Config(crop=64, image_size=48)
+    with self.assertRaisesRegex(ValueError, 'num_filters must be at least 1'):
+      pose.Config(num_filters=0)
+
+  def test_size_overrides_replace_the_protocols(self):
+    settings = pose.Config(crop=64, image_size=64, num_filters=32).resolved()
+    self.assertEqual((settings['crop'], settings['image_size'], settings['num_filters']),
+                     (64, 64, 32))
+    cpu = pose.PROTOCOLS['cpu']
+    settings = pose.Config().resolved()
+    self.assertEqual((settings['crop'], settings['image_size'], settings['num_filters']),
+                     (cpu.crop, cpu.image_size, cpu.num_filters))
+
+  def test_learning_curve_rows_leave_the_results_unchanged(self):
+    config = self.tiny_config('cnp', num_iterations=4, checkpoint_every=2)
+    results = {}
+    for eval_every in (None, 2):
+      with tempfile.TemporaryDirectory() as workdir:
+        results[eval_every], _ = pose.train_and_evaluate(
+            config, fake_arrays(), [0], [0.0], workdir, eval_every=eval_every)
+        with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+          eval_steps = [row['step'] for row in map(json.loads, f) if 'eval/mse' in row]
+      self.assertEqual(eval_steps, [4] if eval_every is None else [2, 4])
+    self.assertEqual(results[None], results[2])
+    with self.assertRaisesRegex(ValueError, 'positive multiple of log_every'):
+      pose.train_and_evaluate(config, fake_arrays(), [0], [0.0], eval_every=0)
 
 
 class PoseBinaryTest(absltest.TestCase):

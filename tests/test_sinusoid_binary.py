@@ -1,6 +1,7 @@
 """End-to-end runs of experiments/sinusoid.py as a user would launch it."""
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,10 @@ class SinusoidBinaryTest(parameterized.TestCase):
     self.assertIn(message, proc.stderr)
     self.assertNotIn('Training', proc.stderr)
     self.assertFalse(os.path.exists(out))
+    # One clean message: no traceback, no flag listing (log lines aside).
+    said = [line for line in proc.stderr.splitlines() if not re.match(r'[IWE]\d{4} ', line)]
+    self.assertNotIn('Traceback', proc.stderr)
+    self.assertLessEqual(len(said), 2, said)
 
   def test_nan_loss_stops_with_message_and_no_results(self):
     out = os.path.join(tempfile.mkdtemp(), 'run')

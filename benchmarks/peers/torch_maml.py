@@ -35,12 +35,22 @@ Models (those of mr_meta):
             support + 20 query images 28x28x1; loss 20 * mean cross-entropy;
             inner lr 0.1. The batch-norm offsets are meta-learned but NOT
             adapted in the inner loop, in both implementations (see BNOffsets).
+  pose      MR-MAML(W) of the pose benchmark (mr_meta/benchmarks/pose.py): a
+            non-adapted encoder with mean-field Gaussian kernels (one weight
+            sample per meta-batch, shared by every task; see MeanFieldEncoder)
+            from S x S x 1 images to a 14 x 14 x 1 latent, then the adapted
+            predictor: 4 x [conv 3x3 stride 1 padding 1, F filters -> the same
+            batch norm -> ReLU] -> spatial mean -> Linear(F, 1); mean-squared
+            error; 15 support + 15 query views; inner lr 0.01; outer loss =
+            mean query loss + beta * KL(q(encoder kernels) || N(0, I)). The
+            defaults are the 'cpu' protocol's (S 32, F 16, meta-batch 5, 1 inner
+            step); benchmarks/run.py passes its --pose_protocol's sizes.
 Outer optimiser: Adam, lr 1e-3.
 
 Extra modes (no timing): --check_learning prints the outer loss over
 --check_steps meta steps on one fixed synthetic batch; --cross_check compares
-the learn2learn and torch_func meta-gradients of the omniglot model for the
-same seeded weights and data.
+the learn2learn and torch_func meta-gradients of the omniglot or pose model
+for the same seeded weights and data (and, for pose, the same weight sample).
 """
 
 import argparse
@@ -63,11 +73,21 @@ NUM_WAYS = 20         # omniglot: 20-way 1-shot
 BN_EPS = 1e-3
 META_LR = 1e-3
 
+# pose MR-MAML(W), as mr_meta's ConvEncoder, stochastic_weights and gaussian.
+POSE_LATENT_SIDE = 14                 # the encoder's Dense(196) is read as 14x14x1
+POSE_ENCODER_FEATURES = (32, 48, 64)  # conv 3x3 stride 2 widths; 2x2 max pool after the 2nd
+POSE_LOC_INIT_STDDEV = 0.1            # kernel mu and bias ~ N(0, 0.1^2), rho ~ N(rho_init, 0.1^2)
+SIGMA_FLOOR = 1.1920929e-7            # sigma = SIGMA_FLOOR + softplus(rho) (TFP's)
+POSE_MAX_LABEL = 10.0                 # labels (rotations) in [0, 10)
+
 PROBLEM_DEFAULTS = {
-    #            inner_lr inner_steps meta_batch_size
-    'sinusoid': (0.01, 1, 1),
-    'omniglot': (0.1, 5, 16),
+    #            inner_lr inner_steps meta_batch_size filters
+    'sinusoid': (0.01, 1, 1, None),
+    'omniglot': (0.1, 5, 16, 64),
+    'pose': (0.01, 1, 5, 16),  # mr_meta's pose 'cpu' protocol (32 px, 15 + 15 views)
 }
+POSE_DEFAULTS = {'image_size': 32, 'num_support': 15, 'num_query': 15,
+                 'beta': 1e-3, 'rho_init': -20.0}  # the paper's MR-MAML(W) pose settings
 
 
 def log(*args):
@@ -120,18 +140,20 @@ class BNOffsets(nn.Module):
 
 
 class Conv4(nn.Module):
-  """Finn's conv4 without its batch-norm offsets (those are BNOffsets).
+  """mr_meta's ConvPredictor without its batch-norm offsets (those are BNOffsets).
 
+  Finn's conv4 (stride 2, 20 outputs) for omniglot; the MR-MAML(W) pose
+  predictor (stride 1, one output, on the encoder's 14x14x1 latent) for pose.
   Initialisation as mr_meta's ConvPredictor: xavier-uniform conv kernels, zero
   biases, an N(0, 1) output kernel.
   """
 
-  def __init__(self, num_filters=64, num_blocks=4, num_outputs=NUM_WAYS):
+  def __init__(self, num_filters=64, num_blocks=4, num_outputs=NUM_WAYS, stride=2):
     super().__init__()
     self.convs = nn.ModuleList()
     channels = 1
     for _ in range(num_blocks):
-      conv = nn.Conv2d(channels, num_filters, 3, stride=2, padding=1)
+      conv = nn.Conv2d(channels, num_filters, 3, stride=stride, padding=1)
       nn.init.xavier_uniform_(conv.weight)
       nn.init.zeros_(conv.bias)
       self.convs.append(conv)
@@ -149,14 +171,86 @@ class Conv4(nn.Module):
     return self.out(x.mean(dim=(2, 3)))
 
 
-def make_models(problem, num_filters):
-  if problem == 'sinusoid':
-    return MLP(), None
-  return Conv4(num_filters), BNOffsets(num_filters)
+def _same_conv_out(size, stride=2):
+  return -(-size // stride)  # SAME (and padding 1 with a 3x3 kernel): ceil(size / stride)
+
+
+class MeanFieldEncoder(nn.Module):
+  """MR-MAML(W)'s pose encoder with mean-field Gaussian kernels (not adapted).
+
+  mr_meta's ConvEncoder(196) under stochastic_weights: conv 3x3 stride 2 (32)
+  -> ReLU -> conv (48) -> ReLU -> 2x2 max pool -> conv (64) -> ReLU -> flatten
+  -> Dense(196), read as a 14x14x1 latent. Every kernel (the three convs' and
+  the Dense's) is a mean-field Gaussian, sigma = SIGMA_FLOOR + softplus(rho);
+  the biases are deterministic and unregularised. Init: kernel mu ~ N(0,
+  0.1^2), rho ~ N(rho_init, 0.1^2), bias ~ N(0, 0.1^2). `sample()` draws one
+  reparameterised weight sample w = mu + sigma * eps (eps from the encoder's
+  own seeded generator, so both implementations of --cross_check draw the same
+  eps); the learners draw one per meta-batch and share it across its tasks.
+  """
+
+  def __init__(self, image_size, rho_init, seed=0,
+               features=POSE_ENCODER_FEATURES, latent_side=POSE_LATENT_SIDE):
+    super().__init__()
+    shapes, channels, side = [], 1, image_size
+    for i, width in enumerate(features):
+      shapes.append(((width, channels, 3, 3), width))
+      channels, side = width, _same_conv_out(side)
+      if i == 1:
+        side //= 2  # 2x2 max pool, VALID
+    shapes.append(((latent_side * latent_side, channels * side * side),
+                   latent_side * latent_side))  # Dense, torch's [out, in] layout
+    normal = lambda shape, mean=0.0: nn.Parameter(
+        mean + POSE_LOC_INIT_STDDEV * torch.randn(shape))
+    self.kernel_mu = nn.ParameterList([normal(k) for k, _ in shapes])
+    self.kernel_rho = nn.ParameterList([normal(k, rho_init) for k, _ in shapes])
+    self.bias = nn.ParameterList([normal(b) for _, b in shapes])
+    self.latent_side = latent_side
+    self.seed, self.generator = seed, None
+
+  def sigmas(self):
+    return [SIGMA_FLOOR + F.softplus(rho) for rho in self.kernel_rho]
+
+  def sample(self):
+    """One draw of the weights: [(kernel, bias)] of the three convs and the Dense."""
+    device = self.kernel_mu[0].device
+    if self.generator is None or self.generator.device != device:
+      self.generator = torch.Generator(device=device).manual_seed(self.seed)
+    return [(mu + sigma * torch.randn(mu.shape, generator=self.generator,
+                                      device=device, dtype=mu.dtype), bias)
+            for mu, sigma, bias in zip(self.kernel_mu, self.sigmas(), self.bias)]
+
+  def kl(self):
+    """KL(q || N(0, I)) summed over every kernel entry (mr_meta's kl_divergence)."""
+    return sum((0.5 * (sigma.square() + mu.square() - 1.0) - sigma.log()).sum()
+               for mu, sigma in zip(self.kernel_mu, self.sigmas()))
+
+  def encode(self, x, weights):
+    """Images [N, 1, S, S] -> latents [N, 1, 14, 14], with sampled `weights`."""
+    *convs, (dense_kernel, dense_bias) = weights
+    for i, (kernel, bias) in enumerate(convs):
+      # padding 1 where SAME pads (0, 1) on even sizes: same shapes and cost.
+      x = F.relu(F.conv2d(x, kernel, bias, stride=2, padding=1))
+      if i == 1:
+        x = F.max_pool2d(x, 2)
+    # Flattened in (C, H, W) order where mr_meta's NHWC flattens (H, W, C): a
+    # fixed permutation of the Dense kernel's (randomly initialised) inputs.
+    x = F.linear(x.flatten(1), dense_kernel, dense_bias)
+    return x.view(x.shape[0], 1, self.latent_side, self.latent_side)
+
+
+def make_models(args, seed=0):
+  """(adapted model, its non-adapted BN offsets or None, pose encoder or None)."""
+  if args.problem == 'sinusoid':
+    return MLP(), None, None
+  if args.problem == 'omniglot':
+    return Conv4(args.filters), BNOffsets(args.filters), None
+  encoder = MeanFieldEncoder(args.image_size, args.rho_init, seed=seed)
+  return Conv4(args.filters, num_outputs=1, stride=1), BNOffsets(args.filters), encoder
 
 
 def loss_fn(problem, prediction, target):
-  if problem == 'sinusoid':
+  if problem in ('sinusoid', 'pose'):
     return F.mse_loss(prediction, target)
   # Finn's scale: N times the mean cross-entropy.
   return NUM_WAYS * F.cross_entropy(prediction, target)
@@ -168,10 +262,21 @@ def bn_list(bn):
 
 # ----------------------------------------------------------------------- data
 
-def make_batch(problem, meta_batch_size, seed, num_points=10):
+def make_batch(problem, meta_batch_size, seed, num_points=10, image_size=None,
+               num_support=None, num_query=None):
   """Synthetic meta-batch (x_support, y_support, x_query, y_query), task-major."""
   gen = torch.Generator().manual_seed(seed)
   b = meta_batch_size
+  if problem == 'pose':
+    # Random grey views (uint8 / 255, as mr_meta's pose tasks) and labels in [0, 10).
+    def views(k):
+      x = torch.randint(0, 256, (b, k, 1, image_size, image_size), generator=gen)
+      return (x.to(torch.get_default_dtype()) / 255.0,
+              POSE_MAX_LABEL * torch.rand(b, k, 1, generator=gen))
+
+    xs, ys = views(num_support)
+    xq, yq = views(num_query)
+    return xs, ys, xq, yq
   if problem == 'sinusoid':
     # Real sinusoid tasks (so --check_learning has something to learn).
     amp_index = torch.randint(0, NUM_AMPLITUDES, (b,), generator=gen)
@@ -196,41 +301,67 @@ def make_batch(problem, meta_batch_size, seed, num_points=10):
   return xs, ys, xq, yq
 
 
+def problem_batch(args, seed):
+  return make_batch(args.problem, args.meta_batch_size, seed, image_size=args.image_size,
+                    num_support=args.num_support, num_query=args.num_query)
+
+
 def device_batch(args, seed):
-  return tuple(t.to(args.device) for t in make_batch(args.problem, args.meta_batch_size, seed))
+  return tuple(t.to(args.device) for t in problem_batch(args, seed))
 
 
 # ------------------------------------------------------------ implementations
 
+def extra_parameters(bn, encoder):
+  """The meta-parameters outside the adapted model: BN offsets, pose encoder."""
+  return [p for module in (bn, encoder) if module is not None for p in module.parameters()]
+
+
 class Learn2LearnMAML:
-  """The standard learn2learn loop: clone, adapt per inner step, per task."""
+  """The standard learn2learn loop: clone, adapt per inner step, per task.
+
+  pose: MAML wraps the predictor only; the encoder's weight sample is drawn
+  once per meta-batch, before the task loop, and each task encodes its views
+  with it. Each task's backward retains the graph, since the sample's graph
+  (mu + sigma * eps) is shared by every task; beta * KL gets one backward of
+  its own per meta-batch.
+  """
 
   name = 'learn2learn'
 
-  def __init__(self, problem, model, bn, inner_lr, inner_steps):
+  def __init__(self, problem, model, bn, inner_lr, inner_steps, encoder=None, beta=0.0):
     l2l = import_learn2learn()
     self.problem, self.bn, self.inner_steps = problem, bn, inner_steps
+    self.encoder, self.beta = encoder, beta
     self.maml = l2l.algorithms.MAML(model, lr=inner_lr, first_order=False)
     self.vmap = False
 
   def parameters(self):
-    params = list(self.maml.parameters())
-    return params + (list(self.bn.parameters()) if self.bn is not None else [])
+    return list(self.maml.parameters()) + extra_parameters(self.bn, self.encoder)
 
   def meta_loss_and_backward(self, batch):
-    """Accumulates d(mean query loss)/d(meta-params) into .grad; returns the loss."""
+    """Accumulates d(outer loss)/d(meta-params) into .grad; returns the outer loss."""
     xs, ys, xq, yq = batch
     b = xs.shape[0]
+    weights = self.encoder.sample() if self.encoder is not None else None
     total = 0.0
     for t in range(b):
+      support_x, query_x = xs[t], xq[t]
+      if weights is not None:
+        support_x = self.encoder.encode(support_x, weights)
+        query_x = self.encoder.encode(query_x, weights)
       learner = self.maml.clone()
       for _ in range(self.inner_steps):
         offsets = bn_list(self.bn)
-        learner.adapt(loss_fn(self.problem, learner(xs[t], offsets), ys[t]))
-      query_loss = loss_fn(self.problem, learner(xq[t], bn_list(self.bn)), yq[t])
-      (query_loss / b).backward()
+        learner.adapt(loss_fn(self.problem, learner(support_x, offsets), ys[t]))
+      query_loss = loss_fn(self.problem, learner(query_x, bn_list(self.bn)), yq[t])
+      (query_loss / b).backward(retain_graph=weights is not None)
       total += query_loss.item()
-    return total / b
+    if self.encoder is None:
+      return total / b
+    kl_term = self.beta * self.encoder.kl()  # once per meta-batch
+    kl_term.backward()
+    return total / b + kl_term.item()
 
 
 class TorchFuncMAML:
@@ -238,17 +369,21 @@ class TorchFuncMAML:
 
   name = 'torch_func'
 
-  def __init__(self, problem, model, bn, inner_lr, inner_steps, use_vmap=True):
+  def __init__(self, problem, model, bn, inner_lr, inner_steps, use_vmap=True,
+               encoder=None, beta=0.0):
     self.problem, self.model, self.bn = problem, model, bn
+    self.encoder, self.beta = encoder, beta
     self.inner_lr, self.inner_steps = inner_lr, inner_steps
     self.vmap = use_vmap
     self.vmap_error = None
 
   def parameters(self):
-    params = list(self.model.parameters())
-    return params + (list(self.bn.parameters()) if self.bn is not None else [])
+    return list(self.model.parameters()) + extra_parameters(self.bn, self.encoder)
 
-  def task_loss(self, params, offsets, xs, ys, xq, yq):
+  def task_loss(self, params, offsets, weights, xs, ys, xq, yq):
+    if weights is not None:  # pose: the meta-batch's encoder sample (not adapted)
+      xs, xq = self.encoder.encode(xs, weights), self.encoder.encode(xq, weights)
+
     def support_loss(p):
       return loss_fn(self.problem,
                      torch.func.functional_call(self.model, p, (xs, offsets)), ys)
@@ -259,19 +394,27 @@ class TorchFuncMAML:
     return loss_fn(self.problem,
                    torch.func.functional_call(self.model, params, (xq, offsets)), yq)
 
-  def _losses(self, batch, use_vmap):
+  def _meta_loss(self, batch, use_vmap):
+    """Mean query loss over the tasks (+ beta * KL once per meta-batch for pose)."""
     params = dict(self.model.named_parameters())
     offsets = bn_list(self.bn)
+    # pose: one weight sample per meta-batch, an unbatched input shared by the tasks.
+    weights = self.encoder.sample() if self.encoder is not None else None
     if use_vmap:
-      return torch.func.vmap(self.task_loss, in_dims=(None, None, 0, 0, 0, 0))(
-          params, offsets, *batch)
-    return torch.stack([self.task_loss(params, offsets, *task) for task in zip(*batch)])
+      losses = torch.func.vmap(self.task_loss, in_dims=(None, None, None, 0, 0, 0, 0))(
+          params, offsets, weights, *batch)
+    else:
+      losses = torch.stack([self.task_loss(params, offsets, weights, *task)
+                            for task in zip(*batch)])
+    meta_loss = losses.mean()
+    if self.encoder is not None:
+      meta_loss = meta_loss + self.beta * self.encoder.kl()
+    return meta_loss
 
   def meta_loss_and_backward(self, batch):
     if self.vmap:
       try:
-        losses = self._losses(batch, True)
-        meta_loss = losses.mean()
+        meta_loss = self._meta_loss(batch, True)
         meta_loss.backward()
         return meta_loss.item()
       except Exception as e:  # pylint: disable=broad-except
@@ -279,22 +422,23 @@ class TorchFuncMAML:
         log(f'torch_func: vmap over tasks failed ({self.vmap_error}); Python loop')
         for p in self.parameters():
           p.grad = None
-    meta_loss = self._losses(batch, False).mean()
+    meta_loss = self._meta_loss(batch, False)
     meta_loss.backward()
     return meta_loss.item()
 
 
 def build(args, seed=0):
   torch.manual_seed(seed)
-  model, bn = make_models(args.problem, args.filters)
-  model.to(args.device)
-  if bn is not None:
-    bn.to(args.device)
+  model, bn, encoder = make_models(args, seed)
+  for module in (model, bn, encoder):
+    if module is not None:
+      module.to(args.device)
   if args.impl == 'learn2learn':
-    impl = Learn2LearnMAML(args.problem, model, bn, args.inner_lr, args.inner_steps)
+    impl = Learn2LearnMAML(args.problem, model, bn, args.inner_lr, args.inner_steps,
+                           encoder=encoder, beta=args.beta)
   else:
     impl = TorchFuncMAML(args.problem, model, bn, args.inner_lr, args.inner_steps,
-                         use_vmap=not args.no_vmap)
+                         use_vmap=not args.no_vmap, encoder=encoder, beta=args.beta)
   optimizer = torch.optim.Adam(impl.parameters(), lr=META_LR)
 
   def step(batch):
@@ -319,6 +463,17 @@ def learn2learn_version():
     return importlib.metadata.version('learn2learn')
   except importlib.metadata.PackageNotFoundError:
     return None
+
+
+def model_fields(args, impl):
+  """Sizes of the problem and the meta-parameter counts (tensors, scalars)."""
+  params = impl.parameters()
+  fields = {'filters': args.filters if args.problem != 'sinusoid' else None,
+            'num_parameter_tensors': len(params),
+            'num_meta_parameters': sum(p.numel() for p in params)}
+  if args.problem == 'pose':
+    fields.update({name: getattr(args, name) for name in POSE_DEFAULTS})
+  return fields
 
 
 def timed_steps(step, batch, min_seconds):
@@ -369,7 +524,7 @@ def run_timing(args):
       'num_threads': torch.get_num_threads(),
       'device': args.device,
       'vmap': impl.vmap,
-      'filters': args.filters if args.problem == 'omniglot' else None,
+      **model_fields(args, impl),
       'inner_lr': args.inner_lr,
       'warmup': args.warmup,
       'repeats': len(timed),
@@ -389,7 +544,7 @@ def run_check_learning(args):
     log(f'{impl.name} {args.problem} step {i}: outer loss {losses[-1]:.6f}')
   return {'mode': 'check_learning', 'impl': impl.name, 'problem': args.problem,
           'meta_batch_size': args.meta_batch_size, 'inner_steps': args.inner_steps,
-          'vmap': impl.vmap, 'losses': losses,
+          'vmap': impl.vmap, **model_fields(args, impl), 'losses': losses,
           'decreased': bool(losses[-1] < losses[0])}
 
 
@@ -401,7 +556,7 @@ def run_cross_check(args):
     impl, _ = build(sub, seed=0)  # the same seeded weights for both
     for p in impl.parameters():
       p.grad = None
-    batch = make_batch(args.problem, args.meta_batch_size, seed=1)
+    batch = problem_batch(args, seed=1)
     losses[name] = impl.meta_loss_and_backward(batch)
     grads[name] = [p.grad.detach().clone() for p in impl.parameters()]
     if name == 'torch_func':
@@ -422,14 +577,14 @@ def run_cross_check(args):
 
 def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--problem', choices=('sinusoid', 'omniglot'), default='sinusoid')
+  parser.add_argument('--problem', choices=tuple(PROBLEM_DEFAULTS), default='sinusoid')
   parser.add_argument('--impl', choices=('learn2learn', 'torch_func'), default='learn2learn')
   parser.add_argument('--meta_batch_size', type=int, default=None,
-                      help='default: 1 (sinusoid), 16 (omniglot)')
+                      help='default: 1 (sinusoid), 16 (omniglot), 5 (pose)')
   parser.add_argument('--inner_steps', type=int, default=None,
-                      help='default: 1 (sinusoid), 5 (omniglot)')
+                      help='default: 1 (sinusoid), 5 (omniglot), 1 (pose)')
   parser.add_argument('--inner_lr', type=float, default=None,
-                      help='default: 0.01 (sinusoid), 0.1 (omniglot)')
+                      help='default: 0.01 (sinusoid), 0.1 (omniglot), 0.01 (pose)')
   parser.add_argument('--warmup', type=int, default=2,
                       help='untimed steps first (at least one is always run)')
   parser.add_argument('--repeats', type=int, default=10)
@@ -442,7 +597,19 @@ def parse_args(argv=None):
                       help='torch.set_num_threads (default: torch\'s own choice)')
   parser.add_argument('--device', default='cpu',
                       help="torch device, e.g. 'cuda' (step() syncs through loss.item())")
-  parser.add_argument('--filters', type=int, default=64, help='omniglot conv filters')
+  parser.add_argument('--filters', type=int, default=None,
+                      help='conv filters of the adapted network: omniglot (default 64), '
+                      'pose (default 16)')
+  parser.add_argument('--image_size', type=int, default=None,
+                      help='pose: side of the square grey views (default 32)')
+  parser.add_argument('--num_support', type=int, default=None,
+                      help='pose: support views per task (default 15)')
+  parser.add_argument('--num_query', type=int, default=None,
+                      help='pose: query views per task (default 15)')
+  parser.add_argument('--beta', type=float, default=None,
+                      help='pose: weight of the encoder KL in the outer loss (default 1e-3)')
+  parser.add_argument('--rho_init', type=float, default=None,
+                      help='pose: mean of the encoder kernels\' initial rho (default -20)')
   parser.add_argument('--no_vmap', action='store_true',
                       help='torch_func: loop over the tasks instead of vmap')
   parser.add_argument('--check_learning', action='store_true',
@@ -459,13 +626,21 @@ def parse_args(argv=None):
   parser.add_argument('--dtype', choices=('float32', 'float64'), default=None,
                       help='default: float64 for --cross_check, else float32')
   args = parser.parse_args(argv)
-  inner_lr, inner_steps, meta_batch_size = PROBLEM_DEFAULTS[args.problem]
-  if args.inner_lr is None:
-    args.inner_lr = inner_lr
-  if args.inner_steps is None:
-    args.inner_steps = inner_steps
-  if args.meta_batch_size is None:
-    args.meta_batch_size = meta_batch_size
+  defaults = dict(zip(('inner_lr', 'inner_steps', 'meta_batch_size', 'filters'),
+                      PROBLEM_DEFAULTS[args.problem]))
+  if args.problem == 'pose':
+    defaults.update(POSE_DEFAULTS)
+  else:
+    given = [name for name in POSE_DEFAULTS if getattr(args, name) is not None]
+    if given:
+      parser.error(f'--{given[0]} is for --problem=pose only')
+    if args.problem == 'sinusoid' and args.filters is not None:
+      parser.error('--filters is for --problem=omniglot or pose')
+  for name, value in defaults.items():
+    if getattr(args, name) is None:
+      setattr(args, name, value)
+  if args.beta is None:
+    args.beta = 0.0  # no KL term outside pose
   return args
 
 

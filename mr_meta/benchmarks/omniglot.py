@@ -378,7 +378,7 @@ def restore_states(output_dir: str, config: Config, population_size: int):
 
 def train_and_evaluate(config: Config, data: tasks.OmniglotData, seeds: Sequence[int],
                        betas: Sequence[float], output_dir: str | None = None,
-                       mesh=None):
+                       mesh=None, eval_every: int | None = None):
   """Trains and scores the population {(seeds[i], betas[i])}: see `runner.train_and_evaluate`."""
   learner, unadapted = build_learner(config), build_learner(config, 0)
   settings = config.resolved()
@@ -390,4 +390,4 @@ def train_and_evaluate(config: Config, data: tasks.OmniglotData, seeds: Sequence
       num_iterations=settings['num_iterations'], seeds=seeds, betas=betas,
       config_record=settings, output_dir=output_dir, task_data=data,
       log_every=config.log_every, checkpoint_every=config.checkpoint_every,
-      keep_checkpoints=config.keep_checkpoints, mesh=mesh)
+      keep_checkpoints=config.keep_checkpoints, mesh=mesh, eval_every=eval_every)

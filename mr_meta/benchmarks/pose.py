@@ -75,6 +75,12 @@ PROTOCOLS = {
     'cpu': Protocol(crop=64, image_size=32, num_filters=16,
                     num_iterations={'maml': 600, 'cnp': 4000}, num_test_batches=20,
                     meta_batch_size=5, train_inner_steps=1),
+    # The ladder's rung c64_i64_f32_s5_b10 (BUILD_NOTES.md, the protocol ladder): the
+    # 64px centre crop at full resolution, 32 filters, 5 inner steps, meta-batch 10.
+    # The CNP count is the `cpu` protocol's until the CNP rows are measured here.
+    'cpu64': Protocol(crop=64, image_size=64, num_filters=32,
+                      num_iterations={'maml': 1500, 'cnp': 4000}, num_test_batches=20,
+                      meta_batch_size=10, train_inner_steps=5),
 }
 
 
@@ -87,6 +93,10 @@ class Config:
   weight_decay: float | None = None   # None: the method's
   rho_init: float | None = None       # None: the method's
   meta_batch_size: int | None = None  # None: the protocol's (10 in the paper)
+  # Problem size; None: the protocol's (the rungs of the ladder in BUILD_NOTES.md).
+  crop: int | None = None
+  image_size: int | None = None
+  num_filters: int | None = None
   num_support: int = 15
   num_query: int = 15
   inner_lr: float = 0.01              # the paper's; the code's default is 0.002 (G11)
@@ -108,6 +118,13 @@ class Config:
                       'checkpoint_every', 'keep_checkpoints'),
         non_negative=('num_iterations', 'train_inner_steps', 'test_inner_steps',
                       'weight_decay'))
+    for name in ('crop', 'image_size', 'num_filters'):
+      if getattr(self, name) is not None and getattr(self, name) < 1:
+        raise ValueError(f'{name} must be at least 1, got {getattr(self, name)}.')
+    settings = self.resolved()
+    if settings['crop'] > 128 or settings['crop'] % settings['image_size']:
+      raise ValueError(f"Need image_size dividing crop <= 128 (the renders' size), got "
+                       f"image_size {settings['image_size']}, crop {settings['crop']}.")
 
   @property
   def method(self) -> MethodDefaults:
@@ -135,14 +152,10 @@ class Config:
         'train_inner_steps': pick(self.train_inner_steps, self._default_inner_steps()),
         'num_test_batches': pick(self.num_test_batches, protocol.num_test_batches),
         'meta_batch_size': pick(self.meta_batch_size, protocol.meta_batch_size),
-        'crop': protocol.crop,
-        'image_size': protocol.image_size,
-        'num_filters': protocol.num_filters,
+        'crop': pick(self.crop, protocol.crop),
+        'image_size': pick(self.image_size, protocol.image_size),
+        'num_filters': pick(self.num_filters, protocol.num_filters),
     }
-
-
-def mse(prediction, target):
-  return jnp.mean(jnp.square(prediction - target))
 
 
 def build_learner(config: Config) -> objective.MetaLearner:
@@ -164,7 +177,7 @@ def build_learner(config: Config) -> objective.MetaLearner:
         algo, predictor, example_x, inner_lr=config.inner_lr,
         train_inner_steps=settings['train_inner_steps'],
         test_inner_steps=config.test_inner_steps, encoder=encoder, encoder_kind=kind,
-        rho_init=settings['rho_init'], first_order=config.first_order, loss_fn=mse)
+        rho_init=settings['rho_init'], first_order=config.first_order, loss_fn=maml.mse)
   glorot = nn.initializers.glorot_uniform()
   # (x-encoder output dim, r dim, z dim, encoder kind) of np_vanilla / np_bbb / np_ib.
   width, r_dim, z_dim, kind = {
@@ -183,7 +196,7 @@ def build_learner(config: Config) -> objective.MetaLearner:
       decoder_hidden=(100, 100), y_lift_dim=lift, kernel_init=glorot)
   return cnp.cnp_learner(
       algo, example_x, example_y, cnp=model, x_encoder=x_encoder, encoder_kind=kind,
-      rho_init=settings['rho_init'], activation_kl_dims='sum', loss_fn=mse,
+      rho_init=settings['rho_init'], activation_kl_dims='sum', loss_fn=maml.mse,
       bayesian_cnp=algo == 'cnp_bbb')
 
 
@@ -232,7 +245,7 @@ def _mean_task_mse(learner, params, key, scored: objective.Task, config: Config)
     prediction = objective.predict_averaged(
         learner, params, task_key, task.support_x, task.support_y, task.query_x,
         config.num_test_samples)
-    return mse(prediction, task.query_y)
+    return maml.mse(prediction, task.query_y)
   keys = jax.random.split(key, scored.query_y.shape[0])
   return jnp.mean(jax.lax.map(score, (scored, keys), batch_size=EVAL_TASK_BATCH))
 
@@ -262,7 +275,7 @@ def restore_states(output_dir: str, config: Config, population_size: int):
 
 def train_and_evaluate(config: Config, data: tasks.PoseArrays, seeds: Sequence[int],
                        betas: Sequence[float], output_dir: str | None = None,
-                       mesh=None):
+                       mesh=None, eval_every: int | None = None):
   """Trains and scores the population {(seeds[i], betas[i])}: see `runner.train_and_evaluate`."""
   learner = build_learner(config)
   settings = config.resolved()
@@ -273,4 +286,4 @@ def train_and_evaluate(config: Config, data: tasks.PoseArrays, seeds: Sequence[i
       num_iterations=settings['num_iterations'], seeds=seeds, betas=betas,
       config_record=settings, output_dir=output_dir, task_data=data,
       log_every=config.log_every, checkpoint_every=config.checkpoint_every,
-      keep_checkpoints=config.keep_checkpoints, mesh=mesh)
+      keep_checkpoints=config.keep_checkpoints, mesh=mesh, eval_every=eval_every)

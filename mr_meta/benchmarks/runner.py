@@ -58,7 +58,7 @@ def train_and_evaluate(
     evaluate: EvaluateFn, num_iterations: int, seeds: Sequence[int],
     betas: Sequence[float], config_record: dict, output_dir: str | None = None,
     task_data: Any = None, log_every: int = 1000, checkpoint_every: int = 5000,
-    keep_checkpoints: int = 3, mesh: Mesh | None = None):
+    keep_checkpoints: int = 3, mesh: Mesh | None = None, eval_every: int | None = None):
   """Trains the population {(seeds[i], betas[i])} in one program and scores it.
 
   With `output_dir`: resumes from its newest checkpoint if there is one, saves
@@ -67,13 +67,21 @@ def train_and_evaluate(
   else a list). `task_data` (e.g. images) is passed to the sampler and to
   `evaluate` as a jit argument rather than baked into the program. With a
   `mesh`, each meta-batch is split across its devices (`mr_meta.sharding`).
+  `eval_every` (a multiple of `log_every`) also scores the population at those
+  steps, as eval/ rows of metrics.jsonl: a learning curve of the test metrics.
+  It reads the states only, so the final results do not depend on it.
   Returns (one result dict per run, final states).
   """
   if not learner.regularized and any(betas):
     raise training.ConfigError(
         f'{learner.name} has no KL term, so beta={max(betas):g} would be ignored; '
         'pass --beta=0 or leave it out.')
+  if eval_every is not None and (eval_every < 1 or eval_every % log_every):
+    raise training.ConfigError(
+        f'eval_every ({eval_every}) must be a positive multiple of log_every ({log_every}).')
   keys, beta_array = training.make_population(seeds, betas)
+  eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
+  score = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)))
   states = initial_states(learner, optimizer, keys)
   checkpointer = writer = None
   if output_dir is not None:
@@ -100,6 +108,10 @@ def train_and_evaluate(
         # Per-run metrics have a population axis; steps/s is one number for all.
         writer.write(step, i, {k: v if np.ndim(v) == 0 else v[i]
                                for k, v in metrics.items()})
+      if eval_every is not None and step % eval_every == 0 and step < num_iterations:
+        curve = jax.device_get(score(states.params, eval_keys, task_data))
+        for i in range(len(seeds)):
+          writer.write(step, i, {f'eval/{k}': float(v[i]) for k, v in curve.items()})
       writer.flush()
     if checkpointer is not None and (step % checkpoint_every == 0
                                      or step == num_iterations):
@@ -121,9 +133,7 @@ def train_and_evaluate(
   finally:
     if checkpointer is not None:
       checkpointer.close()
-  eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
-  metrics = jax.device_get(jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)))(
-      states.params, eval_keys, task_data))
+  metrics = jax.device_get(score(states.params, eval_keys, task_data))
   final_steps = np.asarray(jax.device_get(states.step))
   results = []
   for i, (seed, beta) in enumerate(zip(seeds, betas)):

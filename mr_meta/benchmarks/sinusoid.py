@@ -247,7 +247,8 @@ def restore_states(output_dir: str, config: Config, population_size: int):
 
 
 def train_and_evaluate(config: Config, seeds: Sequence[int], betas: Sequence[float],
-                       output_dir: str | None = None, mesh=None):
+                       output_dir: str | None = None, mesh=None,
+                       eval_every: int | None = None):
   """Trains and scores the population {(seeds[i], betas[i])}: see `runner.train_and_evaluate`."""
   learner = build_learner(config)
   return runner.train_and_evaluate(
@@ -260,4 +261,4 @@ def train_and_evaluate(config: Config, seeds: Sequence[int], betas: Sequence[flo
                      'test_shots': list(config.test_shots)},
       output_dir=output_dir, log_every=config.log_every,
       checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
-      mesh=mesh)
+      mesh=mesh, eval_every=eval_every)

@@ -1,77 +1,32 @@
-"""Figures of sinusoid output directories (used by experiments/plot.py).
+"""Sinusoid figures: adapted curves (the paper's Figs 7-8 analogue) and first-layer
+weights on the one-hot (Fig. 6).
 
-learning curves (metrics.jsonl), adapted curves (the paper's Figs 7-8 analogue),
-first-layer weights on the one-hot (Fig. 6) and beta sweeps (Fig. 2 analogue).
+The figures every suite has (learning curves, beta sweeps) and the loading of
+output directories live in `figures`; the names below that point there stay
+for the scripts that call them through this module.
 """
-import collections
-import dataclasses
-import json
-import os
-
 import jax
 import numpy as np
 
-from mr_meta import metric_writers
 from mr_meta import objective
 from mr_meta import plotting
 from mr_meta import training
-from mr_meta.benchmarks import runner
+from mr_meta.benchmarks import figures
 from mr_meta.benchmarks import sinusoid
 from mr_meta.tasks import sinusoid as sinusoid_tasks
 
-CURVE_METRICS = ('query_loss', 'beta_kl')
 NUM_PANELS = 3
 
-
-@dataclasses.dataclass
-class Run:
-  label: str
-  config: sinusoid.Config
-  results: list[dict]
-  directory: str
-  population_size: int  # runs trained together (results may hold only the first few)
-
-
-def load_runs(directory: str, max_runs: int | None = None) -> Run:
-  """The runs of an output directory (the first `max_runs` of a population)."""
-  with open(os.path.join(directory, 'results.json')) as f:
-    results = json.load(f)
-  results = results if isinstance(results, list) else [results]
-  population_size = len(results)
-  results = results[:max_runs]
-  fields = {f.name for f in dataclasses.fields(sinusoid.Config)}
-  config = {k: v for k, v in results[0]['config'].items() if k in fields}
-  config['test_shots'] = tuple(config['test_shots'])
-  return Run(os.path.basename(os.path.normpath(directory)), sinusoid.Config(**config),
-             results, directory, population_size)
+Run = figures.Run
+load_runs = figures.load_runs
+learning_curves = figures.learning_curves
+beta_sweep = figures.beta_sweep
 
 
 def final_params(run: Run):
   """The learner and every run's final parameters, from the newest checkpoint."""
-  _, states = sinusoid.restore_states(run.directory, run.config, run.population_size)
-  return sinusoid.build_learner(run.config), [
-      jax.tree.map(lambda x, i=i: x[i], states.params) for i in range(len(run.results))]
-
-
-def _label(run: Run, result: dict) -> str:
-  return run.label if len(run.results) == 1 else (
-      f"{run.label} beta={result['beta']:g} seed={result['seed']}")
-
-
-def learning_curves(runs, path):
-  curves = {}
-  for run in runs:
-    by_run = collections.defaultdict(lambda: collections.defaultdict(list))
-    for record in metric_writers.read_jsonl(os.path.join(run.directory, 'metrics.jsonl')):
-      for metric in CURVE_METRICS:
-        if metric in record:
-          by_run[record['run']][metric].append((record['step'], record[metric]))
-    names = runner.run_names([r['seed'] for r in run.results],
-                               [r['beta'] for r in run.results])
-    for name, result in zip(names, run.results):
-      curves[_label(run, result)] = {m: tuple(zip(*sorted(points)))
-                                     for m, points in by_run[name].items()}
-  plotting.plot_learning_curves(curves, path)
+  learner = sinusoid.build_learner(run.config)
+  return learner, figures.final_params(run, learner, sinusoid.build_optimizer(run.config))
 
 
 def adapted_curves_and_weights(runs, curves_path, weights_path):
@@ -83,7 +38,7 @@ def adapted_curves_and_weights(runs, curves_path, weights_path):
   for run in runs:
     learner, params_list = final_params(run)
     for result, params in zip(run.results, params_list):
-      label = _label(run, result)
+      label = figures.run_label(run, result)
       weight_maps[label] = np.asarray(sinusoid.one_hot_weights(params))
       for task, per_task in zip(panels, predictions):
         per_task[label] = np.asarray(objective.predict_averaged(
@@ -99,27 +54,7 @@ def adapted_curves_and_weights(runs, curves_path, weights_path):
                             title='First-layer weights on the one-hot input (paper Fig. 6)')
 
 
-def beta_sweep(runs, path):
-  sweeps = {}
-  for run in runs:
-    betas = sorted({r['beta'] for r in run.results})
-    if len(betas) < 2:
-      continue
-    sweeps[run.label] = plotting.sweep_statistics(run.results, run.results[0]['metrics'])
-  if sweeps:
-    plotting.plot_beta_sweep(sweeps, path)
-  return bool(sweeps)
-
-
 def make_figures(run_dirs, output_dir: str, prefix: str = '',
                  max_runs_per_dir: int | None = None) -> list[str]:
-  os.makedirs(output_dir, exist_ok=True)
-  runs = [load_runs(d, max_runs_per_dir) for d in run_dirs]
-  path = lambda name: os.path.join(output_dir, prefix + name)
-  learning_curves(runs, path('learning_curves.png'))
-  adapted_curves_and_weights(runs, path('adapted_curves.png'), path('onehot_weights.png'))
-  written = [path('learning_curves.png'), path('adapted_curves.png'),
-             path('onehot_weights.png')]
-  if beta_sweep(runs, path('beta_sweep.png')):
-    written.append(path('beta_sweep.png'))
-  return written
+  """Every figure of sinusoid output directories (`figures.make_figures`)."""
+  return figures.make_figures(run_dirs, output_dir, prefix, max_runs_per_dir)

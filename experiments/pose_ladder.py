@@ -1,0 +1,174 @@
+r"""The pose protocol ladder: where, between the `cpu` sizes and the paper's, MR-MAML(W) beats MAML.
+
+  python -m experiments.pose_ladder --output_dir=results
+
+Each rung is a problem size (centre crop, the size it is pooled to, predictor
+filters, inner steps, meta-batch); on each, MAML (the reference's weight decay)
+and MR-MAML(W) train one seed and are scored on the test objects and the
+memorization meter every --eval_every steps, so one run gives test MSE against
+iterations. Each run lives in RUNS_DIR/<rung>_<algo>, resumes from its
+checkpoints and is reused once finished. Writes OUTPUT_DIR/pose_ladder.{md,json,png}.
+"""
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from experiments import common
+from mr_meta import plotting
+from mr_meta import provenance
+from mr_meta.benchmarks import pose
+
+# name -> pose.Config overrides. Iterations differ per method: MAML's adapted
+# encoder makes its step about 3x MR-MAML(W)'s, and the curves are compared at
+# the steps both reached.
+RUNGS = {
+    'c64_i64_f16_s5_b10': dict(crop=64, image_size=64, num_filters=16, train_inner_steps=5,
+                               meta_batch_size=10),
+    'c64_i64_f32_s5_b10': dict(crop=64, image_size=64, num_filters=32, train_inner_steps=5,
+                               meta_batch_size=10),
+}
+ITERATIONS = {'maml': 1000, 'mr_maml_w': 1500}
+NAMES = {'maml': 'MAML', 'mr_maml_w': 'MR-MAML(W)'}
+
+_RUNGS = flags.DEFINE_list('rungs', list(RUNGS), 'Rungs to report (and train if missing).')
+_EVAL_EVERY = flags.DEFINE_integer('eval_every', 250, 'Steps between scorings of a run.')
+_NUM_ITERATIONS = flags.DEFINE_integer('num_iterations', None,
+                                       'Override the iterations of every run (smoke runs).')
+_TRAIN = flags.DEFINE_bool('train', True, 'Train missing and unfinished runs; '
+                            '--notrain reports the curves as they stand.')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', 'results', 'Where the table goes.')
+_RUNS_DIR = flags.DEFINE_string('runs_dir', 'runs/pose_ladder',
+                                'Checkpoints, metrics and results of every run.')
+common.define_data_flags('pose/pose_meshes80.npz')
+
+
+def _config(rung: str, algo: str) -> pose.Config:
+  iterations = _NUM_ITERATIONS.value or ITERATIONS[algo]
+  return pose.Config(algo=algo, protocol='cpu', num_iterations=iterations,
+                     log_every=min(50, iterations), checkpoint_every=_EVAL_EVERY.value,
+                     **RUNGS[rung])
+
+
+def _curve(run_dir: str) -> tuple[dict, float, int]:
+  """(step -> eval metrics, seconds per step, last trained step) from metrics.jsonl.
+
+  Seconds per step: the last training row's average since its process started
+  training (compilation and the scorings in between included).
+  """
+  curve, seconds_per_step, last_step = {}, float('nan'), 0
+  path = os.path.join(run_dir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return curve, seconds_per_step, last_step
+  with open(path) as f:
+    for row in map(json.loads, f):
+      if 'eval/mse' in row:
+        curve[row['step']] = {k[5:]: v for k, v in row.items() if k.startswith('eval/')}
+      elif 'steps_per_second' in row:
+        seconds_per_step, last_step = 1 / row['steps_per_second'], row['step']
+  return curve, seconds_per_step, last_step
+
+
+def run(config: pose.Config, run_dir: str, train: bool) -> dict:
+  """The run in run_dir with its curve; trained (or resumed) to the end if `train`."""
+  results_path = os.path.join(run_dir, 'results.json')
+  record = json.loads(json.dumps(config.resolved()))
+  if os.path.exists(results_path):
+    with open(results_path) as f:
+      if json.load(f)['config'] != record:
+        raise app.UsageError(f'{run_dir} holds a run with other settings; remove it or '
+                             'choose another --runs_dir.')
+  if train:
+    data, _ = pose.load_task_data(config, flags.FLAGS.data_dir, flags.FLAGS.cache_dir)
+    eval_every = min(_EVAL_EVERY.value, record['num_iterations'])
+    common.run_or_exit(pose.train_and_evaluate, config, data, [0],
+                       [pose.METHODS[config.algo].beta], run_dir, eval_every=eval_every)
+  curve, seconds_per_step, last_step = _curve(run_dir)
+  return {'algo': config.algo, 'config': record, 'curve': curve,
+          'trained_steps': last_step, 'seconds_per_step': seconds_per_step}
+
+
+def _cells(runs: dict, step: int) -> list[str]:
+  cells = []
+  for algo in ITERATIONS:
+    point = runs[algo]['curve'].get(step)
+    cells.append('- | -' if point is None else
+                 f"{point['mse']:.2f} | {point['train_mse_own_context']:.2f} / "
+                 f"{point['train_mse_other_context']:.2f}")
+  maml, mr = (runs[a]['curve'].get(step) for a in ITERATIONS)
+  cells.append('-' if maml is None or mr is None else f"{maml['mse'] / mr['mse']:.2f}")
+  return cells
+
+
+def markdown(results: dict, command: str) -> str:
+  lines = [
+      '# Pose regression: the protocol ladder (MAML against MR-MAML(W))', '',
+      f'Command: `{command}`  ',
+      f'Machine: {provenance.machine()}', '',
+      'Test MSE on the 15 held-out objects (20 x meta-batch fixed tasks; predicting the '
+      'mean scores about 8.3) and the memorization meter (query MSE on meta-training '
+      "objects after adapting to the task's own / another object's support views; a "
+      'memorizer scores about the same on both), against training steps. One seed; MAML '
+      "with the reference's weight decay 1e-3, MR-MAML(W) with beta 1e-3 and rho -20. "
+      'Rung = crop c, pooled to i px, predictor filters f, training inner steps s, '
+      'meta-batch b. The last row of a rung: steps trained of those planned, and the '
+      'wall time per training step (compilation and scoring included; the runs of this '
+      'table shared the 2 cores with one or two other jobs).', '',
+      '| rung | step | MAML test | own / other | MR-MAML(W) test | own / other '
+      '| MAML / MR |',
+      '|---|---|---|---|---|---|---|',
+  ]
+  for rung, runs in results.items():
+    steps = sorted(set().union(*(r['curve'] for r in runs.values())))
+    for step in steps:
+      lines.append(f'| {rung} | {step} | ' + ' | '.join(_cells(runs, step)) + ' |')
+    lines.append(f'| {rung} | trained / planned steps, s per step | ' + ' | '.join(
+        f"{runs[a]['trained_steps']} / {runs[a]['config']['num_iterations']} | "
+        + (f"{runs[a]['seconds_per_step']:.1f} s" if runs[a]['trained_steps'] else '-')
+        for a in ITERATIONS) + ' | |')
+  return '\n'.join(lines) + '\n'
+
+
+def plot(results: dict, path: str) -> None:
+  panels = {'mse': 'test MSE', 'train_mse_own_context': 'meter: own context',
+            'train_mse_other_context': 'meter: other context'}
+  curves = {}
+  for rung, runs in results.items():
+    for algo, result in runs.items():
+      steps = sorted(result['curve'])
+      curves[f'{rung} {NAMES[algo]}'] = {
+          title: (steps, [result['curve'][s][metric] for s in steps])
+          for metric, title in panels.items()}
+  plotting.plot_learning_curves(curves, path)
+
+
+def main(argv):
+  del argv
+  command = ' '.join(['python -m experiments.pose_ladder'] + sys.argv[1:])
+  unknown = sorted(set(_RUNGS.value) - set(RUNGS))
+  if unknown:
+    raise app.UsageError(f'Unknown rungs {unknown}; choose from {sorted(RUNGS)}.')
+  results = {}
+  for rung in _RUNGS.value:
+    results[rung] = {}
+    for algo in ITERATIONS:
+      results[rung][algo] = result = run(
+          _config(rung, algo), os.path.join(_RUNS_DIR.value, f'{rung}_{algo}'), _TRAIN.value)
+      print(f"{rung} {algo}: trained {result['trained_steps']} steps", flush=True)
+  os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
+  stem = os.path.join(_OUTPUT_DIR.value, 'pose_ladder')
+  table = markdown(results, command)
+  with open(stem + '.md', 'w') as f:
+    f.write(table)
+  with open(stem + '.json', 'w') as f:
+    json.dump({'command': command, 'machine': provenance.machine(), 'rungs': RUNGS,
+               'runs': results}, f, indent=2)
+  plot(results, stem + '.png')
+  print(table)
+
+
+if __name__ == '__main__':
+  common.run_main(main)
