@@ -18,9 +18,11 @@ from absl import flags
 import numpy as np
 
 from experiments import common
+from mr_meta import metric_writers
 from mr_meta import plotting
 from mr_meta import provenance
 from mr_meta.benchmarks import pose
+from mr_meta.tasks import pose as tasks
 
 # name -> pose.Config overrides. Iterations differ per method: MAML's adapted
 # encoder makes its step about 3x MR-MAML(W)'s, and the curves are compared at
@@ -63,17 +65,16 @@ def _curve(run_dir: str) -> tuple[dict, float, int]:
   path = os.path.join(run_dir, 'metrics.jsonl')
   if not os.path.exists(path):
     return curve, seconds_per_step, last_step
-  with open(path) as f:
-    for row in map(json.loads, f):
-      if 'eval/mse' in row:
-        curve[row['step']] = {k[5:]: v for k, v in row.items() if k.startswith('eval/')}
-      elif 'steps_per_second' in row:
-        seconds_per_step, last_step = 1 / row['steps_per_second'], row['step']
+  for row in metric_writers.read_jsonl(path):
+    if 'eval/mse' in row:
+      curve[row['step']] = {k[5:]: v for k, v in row.items() if k.startswith('eval/')}
+    elif 'steps_per_second' in row:
+      seconds_per_step, last_step = 1 / row['steps_per_second'], row['step']
   return curve, seconds_per_step, last_step
 
 
-def run(config: pose.Config, run_dir: str, train: bool) -> dict:
-  """The run in run_dir with its curve; trained (or resumed) to the end if `train`."""
+def run(config: pose.Config, run_dir: str, data: tasks.PoseArrays | None) -> dict:
+  """The run in run_dir with its curve; trained (or resumed) to the end on `data` if given."""
   results_path = os.path.join(run_dir, 'results.json')
   record = json.loads(json.dumps(config.resolved()))
   if os.path.exists(results_path):
@@ -81,8 +82,7 @@ def run(config: pose.Config, run_dir: str, train: bool) -> dict:
       if json.load(f)['config'] != record:
         raise app.UsageError(f'{run_dir} holds a run with other settings; remove it or '
                              'choose another --runs_dir.')
-  if train:
-    data, _ = pose.load_task_data(config, flags.FLAGS.data_dir, flags.FLAGS.cache_dir)
+  if data is not None:
     eval_every = min(_EVAL_EVERY.value, record['num_iterations'])
     common.run_or_exit(pose.train_and_evaluate, config, data, [0],
                        [pose.METHODS[config.algo].beta], run_dir, eval_every=eval_every)
@@ -154,9 +154,12 @@ def main(argv):
   results = {}
   for rung in _RUNGS.value:
     results[rung] = {}
+    # The views depend on the rung's crop and size only: one load serves both methods.
+    data = (pose.load_task_data(_config(rung, 'maml'), flags.FLAGS.data_dir,
+                                flags.FLAGS.cache_dir)[0] if _TRAIN.value else None)
     for algo in ITERATIONS:
       results[rung][algo] = result = run(
-          _config(rung, algo), os.path.join(_RUNS_DIR.value, f'{rung}_{algo}'), _TRAIN.value)
+          _config(rung, algo), os.path.join(_RUNS_DIR.value, f'{rung}_{algo}'), data)
       print(f"{rung} {algo}: trained {result['trained_steps']} steps", flush=True)
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
   stem = os.path.join(_OUTPUT_DIR.value, 'pose_ladder')

@@ -113,14 +113,11 @@ class Config:
   def __post_init__(self):
     runner.check_config(
         self, methods=METHODS, protocols=PROTOCOLS,
-        at_least_one=('meta_batch_size', 'num_support', 'num_query', 'num_test_batches',
-                      'num_meter_tasks', 'num_test_samples', 'log_every',
-                      'checkpoint_every', 'keep_checkpoints'),
+        at_least_one=('meta_batch_size', 'crop', 'image_size', 'num_filters', 'num_support',
+                      'num_query', 'num_test_batches', 'num_meter_tasks', 'num_test_samples',
+                      'log_every', 'checkpoint_every', 'keep_checkpoints'),
         non_negative=('num_iterations', 'train_inner_steps', 'test_inner_steps',
                       'weight_decay'))
-    for name in ('crop', 'image_size', 'num_filters'):
-      if getattr(self, name) is not None and getattr(self, name) < 1:
-        raise ValueError(f'{name} must be at least 1, got {getattr(self, name)}.')
     settings = self.resolved()
     if settings['crop'] > 128 or settings['crop'] % settings['image_size']:
       raise ValueError(f"Need image_size dividing crop <= 128 (the renders' size), got "
