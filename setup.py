@@ -17,6 +17,7 @@ setup(
         'numpy>=1.26,<3',
         'matplotlib>=3.8,<4',
         'mujoco>=3.1,<4',
+        'tensorflow-datasets>=4.9,<5',
     ],
     extras_require={'test': ['pytest>=8', 'chex>=0.1.89,<0.2']},
 )

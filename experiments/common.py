@@ -1,5 +1,6 @@
 """Flag plumbing shared by the experiment binaries: betas, output dirs, summaries."""
 import json
+import logging as std_logging
 import math
 import os
 import shutil
@@ -123,6 +124,27 @@ def run_flags(module_name: str) -> dict:
           if name not in RESUMABLE_FLAGS}
 
 
+class IntListParser(flags.ListParser):
+  """A comma-separated list of integers (`flags.DEFINE_list` gives strings)."""
+
+  def parse(self, argument):
+    values = super().parse(argument)
+    try:
+      return [int(value) for value in values]
+    except ValueError:
+      raise ValueError(f'expected comma-separated integers, got {argument!r}') from None
+
+  def flag_type(self):
+    return 'comma separated list of integers'
+
+
+def _same_flag_value(previous, current) -> bool:
+  # Older config.json files hold list flags as strings (['5', '10'] for [5, 10]).
+  if isinstance(previous, list) and isinstance(current, list):
+    return [str(v) for v in previous] == [str(v) for v in current]
+  return previous == current
+
+
 def changed_flags(previous: dict, run: dict) -> list[str]:
   """Flags on which two runs differ; a flag missing from `previous` counts as its default.
 
@@ -132,7 +154,9 @@ def changed_flags(previous: dict, run: dict) -> list[str]:
   # Every key of `run` is a defined flag, so a name missing from `previous` has a default.
   return sorted(name for name in set(previous) | set(run)
                 if name not in run
-                or previous.get(name, flags.FLAGS[name].default) != run[name])
+                or not _same_flag_value(
+                    previous[name] if name in previous else flags.FLAGS[name].default,
+                    run[name]))
 
 
 def prepare_output_dir(output_dir: str, run: dict, overwrite: bool) -> None:
@@ -159,8 +183,15 @@ USER_ERRORS = (app.UsageError, data_files.DataFileError, training.ConfigError,
                PermissionError)
 
 
+# INFO lines every start prints that say nothing about the run: JAX probing for
+# a TPU on a CPU or GPU machine, PyOpenGL's accelerator notice.
+_STARTUP_NOISE_LOGGERS = ('jax._src.xla_bridge', 'OpenGL.acceleratesupport')
+
+
 def run_main(main) -> None:
   """app.run(main), with a user error printed as one line and exit status 2."""
+  for name in _STARTUP_NOISE_LOGGERS:
+    std_logging.getLogger(name).setLevel(std_logging.WARNING)
   def main_with_clean_errors(argv):
     try:
       return main(argv)

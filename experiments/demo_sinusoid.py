@@ -16,6 +16,7 @@ from absl import flags
 import jax
 import jax.numpy as jnp
 
+from experiments import common
 from mr_meta import objective
 from mr_meta import plotting
 from mr_meta import training
@@ -105,4 +106,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run_main(main)

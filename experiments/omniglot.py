@@ -63,6 +63,10 @@ _CLASSES_PER_LABEL = flags.DEFINE_integer(
     "NME pool size: training characters each label draws from (the paper's 1200 / 20 = "
     '60 is the most). Fewer shrink the meta-training set to 20 * k characters, for NME '
     "and ME tasks alike; meta-test tasks are unchanged. Default: the protocol's.")
+_DATA_SOURCE = flags.DEFINE_enum(
+    'data_source', 'shipped', ['shipped', 'tfds'],
+    "Read Omniglot from the shipped npz files or through TensorFlow Datasets (the stock "
+    "'omniglot' if prepared, else the project's builder over the same files).")
 _MR_ENCODER = flags.DEFINE_enum(
     'mr_encoder', None, sorted(omniglot.MR_ENCODERS),
     "MR-MAML(W)'s mean-field encoder / adapted predictor split. Default: the protocol's.")
@@ -101,7 +105,7 @@ def main(argv):
   common.prepare_output_dir(flags.FLAGS.output_dir, common.run_flags(__name__),
                             flags.FLAGS.overwrite)
   data, manifest = omniglot.load_task_data(config, flags.FLAGS.data_dir, flags.FLAGS.cache_dir,
-                                           _SPLIT_SEED.value)
+                                           _SPLIT_SEED.value, _DATA_SOURCE.value)
   logging.info('Omniglot: %d train / %d test characters, %d-way %s, split seed %d.',
                data.train_images.shape[0], data.test_images.shape[0], config.num_ways,
                'NME' if config.nme else 'ME', manifest['split_seed'])

@@ -16,6 +16,7 @@ import functools
 from absl import app
 from absl import flags
 
+from experiments import common
 from mr_meta.benchmarks import figures
 
 _RUN_DIRS = flags.DEFINE_list('run_dirs', None, 'Output directories of benchmark runs.',
@@ -43,4 +44,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run_main(main)

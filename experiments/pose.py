@@ -39,7 +39,8 @@ _NUM_SUPPORT = flags.DEFINE_integer('num_support', 15, 'Support views per task.'
 _NUM_QUERY = flags.DEFINE_integer('num_query', 15, 'Query views per task.')
 _INNER_LR = flags.DEFINE_float('inner_lr', 0.01, 'Inner SGD learning rate.')
 _TRAIN_INNER = flags.DEFINE_integer(
-    'train_inner_steps', None, 'Inner steps in meta-training. Default: 5 (0 for ft).')
+    'train_inner_steps', None,
+    "Inner steps in meta-training. Default: the protocol's (cpu 1; cpu64 and full 5); 0 for ft.")
 _TEST_INNER = flags.DEFINE_integer('test_inner_steps', 20, 'Inner steps at meta-test.')
 _FIRST_ORDER = flags.DEFINE_bool('first_order', False, 'First-order MAML.')
 _NUM_TEST_BATCHES = flags.DEFINE_integer(

@@ -19,6 +19,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from experiments import common
 from mr_meta import plotting
 from mr_meta import provenance
 from mr_meta.benchmarks import pose
@@ -141,4 +142,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run_main(main)

@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from experiments import common
 from mr_meta import provenance
 from mr_meta.benchmarks import sinusoid
 from mr_meta.benchmarks import sinusoid_figures
@@ -36,11 +37,14 @@ _RUNS_DIR = flags.DEFINE_string(
 _ITERATION_SCALE = flags.DEFINE_float(
     'iteration_scale', 1.0, 'Multiplies every paper iteration count (smoke runs only).')
 
-# MR-MAML(W) under one persistent Adam with sigma free to move: rho -5 and
-# scoring at the posterior mean (sampled encoders make the 100-step test
-# adaptation diverge); rho, beta and the scoring chosen on validation tasks,
-# seeds 5-7 (BUILD_NOTES.md, "MR-MAML(W) with a persistent optimiser").
-SIGMA_FREE_ROW = ('mr_maml_w', False, 5e-3, {'rho_init': -5.0, 'test_posterior_mean': True})
+# MR-MAML(W) under one persistent Adam: rho -5 so that sigma can move, Alg. 3's
+# posterior samples at test with each test-time inner gradient clipped to norm 10
+# (sampled encoders otherwise make some 100-step adaptations on 5 points diverge),
+# trained 3x the paper's steps; beta, steps, samples and clip chosen on validation
+# tasks, seeds 5-7 (BUILD_NOTES.md, "MR-MAML(W) with a persistent optimiser").
+PERSISTENT_ROW = ('mr_maml_w', False, 2e-3,
+                  {'rho_init': -5.0, 'iteration_multiplier': 3, 'num_test_samples': 30,
+                   'test_max_grad_norm': 10.0})
 
 # Figures: seed 0 of these (algo, notebook optimizer, beta) rows.
 FIGURE_ROWS = (('maml', False, 0.0), ('mr_maml_w', True, 5e-4), ('cnp', False, 0.0),
@@ -84,8 +88,10 @@ def markdown_table(rows, command: str, wall_seconds: float) -> str:
     paper5, paper10 = PAPER_TABLE1[algo]
     notebook = runs[0]['config']['notebook_optimizer']
     name = NAMES[algo] + (', notebook Adam (G2)' if notebook else '')
-    if runs[0]['config'].get('test_posterior_mean'):
-      name += f", rho {runs[0]['config']['rho_init']:g}, posterior mean at test"
+    config = runs[0]['config']
+    if config.get('test_max_grad_norm'):
+      name += (f", rho {config['rho_init']:g}, {config['num_test_samples']} samples and "
+               f"inner gradients clipped to {config['test_max_grad_norm']:g} at test")
     if runs[0]['beta'] != sinusoid.METHODS[algo].beta:
       name += ', validation beta'
     else:
@@ -115,8 +121,8 @@ def main(argv):
       optimizer_rows.append(True)
     for notebook_optimizer in optimizer_rows:
       variants.append((algo, notebook_optimizer, sinusoid.METHODS[algo].beta, {}))
-      if _VALIDATION_ROWS.value and (algo, notebook_optimizer) == SIGMA_FREE_ROW[:2]:
-        variants.append(SIGMA_FREE_ROW)
+      if _VALIDATION_ROWS.value and (algo, notebook_optimizer) == PERSISTENT_ROW[:2]:
+        variants.append(PERSISTENT_ROW)
       if _VALIDATION_ROWS.value and (algo, notebook_optimizer) in sinusoid.VALIDATION_BETAS:
         variants.append((algo, notebook_optimizer,
                          sinusoid.VALIDATION_BETAS[(algo, notebook_optimizer)], {}))
@@ -125,12 +131,14 @@ def main(argv):
   run_dirs = {}
   for algo, notebook_optimizer, beta, overrides in variants:
     run_dir = os.path.join(_RUNS_DIR.value, f'{algo}{"_nb" if notebook_optimizer else ""}'
-                                            f'_beta{beta:g}{"_sigma_free" if overrides else ""}')
+                                            f'_beta{beta:g}{"_persistent" if overrides else ""}')
     if not overrides:
       run_dirs[(algo, notebook_optimizer, beta)] = run_dir
+    overrides = dict(overrides)
+    scale = _ITERATION_SCALE.value * overrides.pop('iteration_multiplier', 1)
     config = sinusoid.Config(
         algo=algo, notebook_optimizer=notebook_optimizer,
-        num_iterations=sinusoid.scaled_iterations(algo, _ITERATION_SCALE.value), **overrides)
+        num_iterations=sinusoid.scaled_iterations(algo, scale), **overrides)
     t0 = time.time()
     runs, _ = sinusoid.train_and_evaluate(config, seeds, [beta] * len(seeds), run_dir)
     rows.append((algo, runs, time.time() - t0))
@@ -162,4 +170,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run_main(main)

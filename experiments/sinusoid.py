@@ -35,7 +35,9 @@ _INNER_LR = flags.DEFINE_float('inner_lr', 0.01, 'Inner SGD learning rate.')
 _TRAIN_INNER = flags.DEFINE_integer('train_inner_steps', 1, 'Inner steps in meta-training.')
 _TEST_INNER = flags.DEFINE_integer('test_inner_steps', 100, 'Inner steps at meta-test.')
 _FIRST_ORDER = flags.DEFINE_bool('first_order', False, 'First-order MAML.')
-_TEST_SHOTS = flags.DEFINE_list('test_shots', ['5', '10'], 'Support sizes at meta-test.')
+_TEST_SHOTS = flags.DEFINE(common.IntListParser(), 'test_shots', [5, 10],
+                           'Support sizes at meta-test.',
+                           serializer=flags.CsvListSerializer(','))
 _NUM_TEST_TASKS = flags.DEFINE_integer('num_test_tasks', 100, 'Meta-test tasks.')
 _NUM_TEST_SAMPLES = flags.DEFINE_integer(
     'num_test_samples', None,
@@ -44,16 +46,15 @@ _TEST_POSTERIOR_MEAN = flags.DEFINE_bool(
     'test_posterior_mean', False,
     'Score MR-*(W) with the posterior mean of the stochastic weights (no samples).')
 
+_TEST_MAX_GRAD_NORM = flags.DEFINE_float(
+    'test_max_grad_norm', None,
+    'Clip each meta-test inner-loop gradient to this global norm (MAML family).')
 
 common.define_population_flags(log_every=1000)
 flags.adopt_module_key_flags(common)  # --helpshort lists --beta, --seed, ...
 
 
 def config_from_flags() -> sinusoid.Config:
-  try:
-    shots = tuple(int(s) for s in _TEST_SHOTS.value)
-  except ValueError:
-    raise app.UsageError(f'--test_shots must be integers, got {_TEST_SHOTS.value}.') from None
   try:
     return sinusoid.Config(
         algo=_ALGO.value, num_iterations=_NUM_ITERATIONS.value, rho_init=_RHO_INIT.value,
@@ -62,9 +63,10 @@ def config_from_flags() -> sinusoid.Config:
         weight_decay=_WEIGHT_DECAY.value,
         notebook_optimizer=_NOTEBOOK_OPT.value, inner_lr=_INNER_LR.value,
         train_inner_steps=_TRAIN_INNER.value, test_inner_steps=_TEST_INNER.value,
-        first_order=_FIRST_ORDER.value, test_shots=shots,
+        first_order=_FIRST_ORDER.value, test_shots=tuple(_TEST_SHOTS.value),
         num_test_tasks=_NUM_TEST_TASKS.value, num_test_samples=_NUM_TEST_SAMPLES.value,
         test_posterior_mean=_TEST_POSTERIOR_MEAN.value,
+        test_max_grad_norm=_TEST_MAX_GRAD_NORM.value,
         eval_split=_EVAL_SPLIT.value, **common.logging_settings())
   except ValueError as e:
     raise app.UsageError(str(e)) from None

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import flax.traverse_util
 import jax
+import jax.numpy as jnp
+import optax
 
 Params = Any
 Batch = Any
@@ -33,7 +35,7 @@ def merge_adapted(adapted: dict, fixed: dict) -> Params:
 def adapt(loss_fn: Callable[[Params, Batch], jax.Array], params: Params,
           batch: Batch, *, learning_rate: float, num_steps: int,
           first_order: bool = False, use_scan: bool = True,
-          rematerialize: bool = False) -> Params:
+          rematerialize: bool = False, max_grad_norm: float | None = None) -> Params:
   """Runs `num_steps` of SGD on `loss_fn(params, batch)` and returns the fast weights.
 
   Args:
@@ -47,6 +49,10 @@ def adapt(loss_fn: Callable[[Params, Batch], jax.Array], params: Params,
     use_scan: `lax.scan` over steps (one compiled body) instead of a Python loop.
     rematerialize: wrap each inner step in `jax.checkpoint`, trading compute
       for the memory of second-order meta-gradients.
+    max_grad_norm: rescale each step's gradient to at most this global norm
+      (None: plain SGD). Long test-time adaptations on few points can leave
+      SGD's stable region; clipping bounds each step without changing the
+      steps that stay below the norm.
   """
   grad_fn = jax.grad(loss_fn)
 
@@ -54,6 +60,10 @@ def adapt(loss_fn: Callable[[Params, Batch], jax.Array], params: Params,
     grads = grad_fn(fast, batch)
     if first_order:
       grads = jax.lax.stop_gradient(grads)
+    if max_grad_norm is not None:
+      norm = optax.global_norm(grads)
+      scale = jnp.minimum(1.0, max_grad_norm / jnp.maximum(norm, 1e-30))
+      grads = jax.tree.map(lambda g: (scale * g).astype(g.dtype), grads)
     return jax.tree.map(lambda w, g: w - learning_rate * g, fast, grads), None
 
   if rematerialize:

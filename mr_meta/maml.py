@@ -36,6 +36,7 @@ def maml_learner(
     first_order: bool = False,
     use_scan: bool = True,
     rematerialize: bool = False,
+    test_max_grad_norm: float | None = None,
     loss_fn: Callable[[jax.Array, jax.Array], jax.Array] = mse,
 ) -> MetaLearner:
   """Builds a MAML-family learner.
@@ -54,6 +55,8 @@ def maml_learner(
     first_order: FOMAML.
     use_scan: `lax.scan` the inner loop instead of unrolling it.
     rematerialize: `jax.checkpoint` each inner step (less memory, more compute).
+    test_max_grad_norm: clip the meta-test inner gradients to this global norm
+      (None: plain SGD, as in training).
     loss_fn: support and query loss.
   """
   regularized_encoder = encoders.RegularizedEncoder(encoder, encoder_kind, rho_init)
@@ -68,7 +71,7 @@ def maml_learner(
   def encode(params, key, x, deterministic=False):
     return regularized_encoder.apply(params.get('encoder'), key, x, deterministic)
 
-  def adapted_predictor(params, support_z, support_y, num_steps):
+  def adapted_predictor(params, support_z, support_y, num_steps, max_grad_norm=None):
     adapted, fixed = adaptation.split_adapted(params['predictor'])
 
     def support_loss(adapted_params, batch):
@@ -78,7 +81,7 @@ def maml_learner(
     fast = adaptation.adapt(
         support_loss, adapted, (support_z, support_y),
         learning_rate=inner_lr, num_steps=num_steps, first_order=first_order,
-        use_scan=use_scan, rematerialize=rematerialize)
+        use_scan=use_scan, rematerialize=rematerialize, max_grad_norm=max_grad_norm)
     return adaptation.merge_adapted(fast, fixed)
 
   def task_loss(params, key, task: Task):
@@ -95,7 +98,8 @@ def maml_learner(
     # MR-MAML(A) predicts from the mean encoding at test, as the notebook does.
     support_z, _ = encode(params, key, support_x, deterministic=True)
     query_z, _ = encode(params, key, query_x, deterministic=True)
-    fast = adapted_predictor(params, support_z, support_y, test_inner_steps)
+    fast = adapted_predictor(params, support_z, support_y, test_inner_steps,
+                             test_max_grad_norm)
     return predictor.apply({'params': fast}, query_z)
 
   return MetaLearner(name=name, init=init, task_loss=task_loss, predict=predict,

@@ -220,5 +220,23 @@ class ImplementationEquivalenceTest(chex.TestCase):
     chex.assert_trees_all_close(meta, jax.grad(_mse)(params, query))
 
 
+class GradientClippingTest(absltest.TestCase):
+
+  def test_clipping_bounds_steps_and_leaves_small_gradients_alone(self):
+    # A quadratic with curvature 2 * 30: SGD at lr 0.1 is unstable (needs < 2 / 60).
+    loss = lambda p, batch: 30.0 * jnp.sum(jnp.square(p['w'] - batch))
+    target = jnp.array([3.0, -4.0])
+    start = {'w': jnp.zeros(2)}
+    run = lambda steps, **kw: adaptation.adapt(loss, start, target, learning_rate=0.1,
+                                               num_steps=steps, **kw)['w']
+    self.assertGreater(float(jnp.linalg.norm(run(20))), 1e6)  # plain SGD diverges
+    clipped = run(1, max_grad_norm=1.0)
+    # The first gradient (norm 300) is rescaled to norm 1: one step of length lr.
+    np.testing.assert_allclose(clipped, 0.1 * target / 5.0, rtol=1e-6)
+    self.assertLess(float(jnp.linalg.norm(run(20, max_grad_norm=1.0))), 10.0)
+    # A bound above every gradient of the run changes nothing.
+    chex.assert_trees_all_equal(run(3, max_grad_norm=1e9), run(3))
+
+
 if __name__ == '__main__':
   absltest.main()

@@ -29,14 +29,14 @@ def _tasks(seed, num_tasks=2, n=4, side=6, dtype=np.float64):
       rng.normal(size=shape), rng.normal(size=(num_tasks, n, 2)))))
 
 
-def _conv_learner(dtype=np.float64):
+def _conv_learner(dtype=np.float64, **learner_kwargs):
   encoder = conv_networks.ConvBlocks(num_filters=3, num_blocks=1)
   predictor = conv_networks.ConvPredictor(2, num_filters=3, num_blocks=2, strides=2,
                                           latent_shape=None)
   learner = maml.maml_learner(
       'mr_maml_w', predictor, jnp.zeros((4, 6, 6, 1), dtype), inner_lr=INNER_LR,
       train_inner_steps=INNER_STEPS, test_inner_steps=INNER_STEPS, encoder=encoder,
-      encoder_kind='weights', rho_init=-3.0, use_scan=False)
+      encoder_kind='weights', rho_init=-3.0, use_scan=False, **learner_kwargs)
   params = jax.tree.map(lambda p: jnp.asarray(p, dtype), learner.init(jax.random.PRNGKey(0)))
   # Non-zero BN offsets, so that adapting them by mistake would change the output.
   params = jax.tree_util.tree_map_with_path(
@@ -114,6 +114,30 @@ class MamlLearnerTest(absltest.TestCase):
     loss_one = objective.meta_objective(learner, params, key, one, 0.0)[0]
     loss_two = objective.meta_objective(learner, params, key, two, 0.0)[0]
     np.testing.assert_allclose(loss_one, loss_two, rtol=1e-6)
+
+  def test_test_max_grad_norm_clips_meta_test_adaptation_only(self):
+    plain, _, _, params = _conv_learner(np.float32)
+    tasks = _tasks(7, num_tasks=1, dtype=np.float32)
+    key = jax.random.PRNGKey(8)
+    concrete = stochastic_weights.mean_weights(params)
+    predict = lambda learner: learner.predict(
+        concrete, key, tasks.support_x[0], tasks.support_y[0], tasks.query_x[0])
+    # A vanishing bound freezes the test-time inner loop: zero-step predictions.
+    frozen = _conv_learner(np.float32, test_max_grad_norm=1e-12)[0]
+    no_steps = maml.maml_learner(
+        'mr_maml_w', conv_networks.ConvPredictor(2, num_filters=3, num_blocks=2, strides=2,
+                                                 latent_shape=None),
+        jnp.zeros((4, 6, 6, 1)), inner_lr=INNER_LR, train_inner_steps=INNER_STEPS,
+        test_inner_steps=0, encoder=conv_networks.ConvBlocks(num_filters=3, num_blocks=1),
+        encoder_kind='weights', rho_init=-3.0, use_scan=False)
+    np.testing.assert_allclose(predict(frozen), predict(no_steps), atol=1e-6)
+    self.assertGreater(float(jnp.max(jnp.abs(predict(plain) - predict(no_steps)))), 1e-3)
+    # A bound no gradient reaches changes nothing, and training never clips.
+    loose = _conv_learner(np.float32, test_max_grad_norm=1e9)[0]
+    chex.assert_trees_all_equal(predict(loose), predict(plain))
+    chex.assert_trees_all_equal(
+        objective.meta_objective(frozen, params, key, tasks, BETA),
+        objective.meta_objective(plain, params, key, tasks, BETA))
 
 
 def _query_and_support_kls(encoder, encoder_params, support_x, query_x):

@@ -3,6 +3,8 @@ import collections
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from unittest import mock
 
@@ -14,6 +16,8 @@ from PIL import Image
 
 from mr_meta import data_files
 from mr_meta.tasks import omniglot
+from mr_meta.tasks import omniglot_tfds
+import tensorflow_datasets as tfds
 
 WAYS = omniglot.NUM_DRAWERS  # 20-way, the paper's setting.
 
@@ -395,12 +399,146 @@ class TfdsTest(_DataTestCase):
 
   def test_tfds_source_feeds_the_same_pipeline(self):
     cache = self._tempdir()
-    with mock.patch.object(omniglot, 'load_tfds_arrays',
-                           return_value=(self.background, self.evaluation)):
+    with mock.patch.object(omniglot, 'load_tfds_arrays', return_value=omniglot.TfdsArrays(
+        self.background, self.evaluation, 'omniglot:3.0.0')):
       data, manifest = omniglot.load_omniglot(cache_dir=cache, source='tfds')
     jax.tree.map(np.testing.assert_array_equal, data, self.data)
     self.assertEqual(manifest['cache']['source'], 'tfds')
+    self.assertEqual(manifest['cache']['tfds_builder'], 'omniglot:3.0.0')
     self.assertTrue(os.path.exists(os.path.join(cache, 'omniglot28_tfds.npz')))
+
+
+_SUBSET = (3, 2)  # Background and evaluation characters of the tiny builds.
+
+
+class TfdsBuilderTest(_DataTestCase):
+  """The real `omniglot_shipped` TFDS builder on a few characters (no TF, no network)."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.tfds_dir = tempfile.mkdtemp()
+    cls.config = omniglot_tfds.subset_config(*_SUBSET)
+    omniglot_tfds.prepare(cls.tfds_dir, config=cls.config)
+    cls.sources = tfds.data_source(f'{omniglot_tfds.NAME}/{cls.config.name}',
+                                   data_dir=cls.tfds_dir, download=False)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.tfds_dir, ignore_errors=True)
+    super().tearDownClass()
+
+  def _shipped(self):
+    return self.background[:_SUBSET[0]], self.evaluation[:_SUBSET[1]]
+
+  def test_records_have_stock_semantics_and_the_drawer(self):
+    for split, first_label, count in (('train', 0, _SUBSET[0]), ('test', 964, _SUBSET[1])):
+      records = list(self.sources[split])
+      self.assertLen(records, count * 20)
+      image = records[0]['image']
+      self.assertEqual((image.dtype, image.shape), (np.uint8, (105, 105)))
+      self.assertEqual(set(np.unique([r['image'] for r in records])), {0, 255})
+      self.assertBetween(np.mean([r['image'] == 255 for r in records]), 0.85, 0.97)
+      self.assertEqual(sorted((r['label'], r['drawer']) for r in records),
+                       [(first_label + c, d) for c in range(count) for d in range(20)])
+    # TFDS shuffles records when it writes a split: drawers arrive out of order.
+    drawers = [r['drawer'] for r in self.sources['train'] if r['label'] == 0]
+    self.assertNotEqual(drawers, sorted(drawers))
+
+  def test_data_source_round_trip_equals_shipped_arrays(self):
+    for split, raw in zip(('train', 'test'), self._shipped()):
+      rebuilt = omniglot._read_data_source(self.sources[split])
+      self.assertEqual(rebuilt.dtype, np.bool_)
+      np.testing.assert_array_equal(rebuilt, raw)
+      # The drawer field is what restores the shipped order.
+      no_drawer = omniglot.from_tfds_examples(
+          {k: v for k, v in r.items() if k != 'drawer'} for r in self.sources[split])
+      self.assertFalse(np.array_equal(no_drawer, raw))
+
+  def test_bad_drawers_raise(self):
+    records = list(self.sources['test'])
+    records[1] = dict(records[1], drawer=records[0]['drawer'])  # A drawer twice.
+    with self.assertRaisesRegex(ValueError, 'drawers'):
+      omniglot.from_tfds_examples(records)
+
+  def test_sampled_tasks_match_the_shipped_path(self):
+    images, _ = omniglot.load_images(cache_dir=self.cache_dir)  # Shipped path.
+    ids = np.r_[0:_SUBSET[0], 964:964 + _SUBSET[1]].astype(np.int32)
+    via_tfds = np.concatenate([omniglot.preprocess(omniglot._read_data_source(
+        self.sources[split])) for split in ('train', 'test')])
+    np.testing.assert_array_equal(via_tfds, images[ids])
+
+    def data(x):
+      return omniglot.OmniglotData(x, x, np.arange(4, dtype=np.int32).reshape(2, 2), ids, ids)
+
+    sample = jax.jit(lambda k, d: (
+        omniglot.sample_train_task(k, d, 3, 2, 3, True),
+        omniglot.sample_train_task(k, d, 2, 1, 4, False),
+        omniglot.sample_test_task(k, d, 4, 5, 5)))
+    key = jax.random.key(11)
+    ours, shipped = sample(key, data(via_tfds)), sample(key, data(images[ids]))
+    jax.tree.map(np.testing.assert_array_equal, ours, shipped)
+    self.assertGreater(float(ours[0][0].support_x.sum()), 0.0)
+
+  def test_falls_back_to_project_builder_when_stock_fails(self):
+    tfds_dir = self._tempdir()
+    prepare = omniglot_tfds.prepare
+    with mock.patch.object(omniglot, '_load_stock_tfds',
+                           side_effect=ConnectionError('no network')) as stock, \
+         mock.patch.object(omniglot_tfds, 'prepare', side_effect=lambda d, source_data_dir:
+                           prepare(d, source_data_dir, config=self.config)) as spy, \
+         self.assertLogs(level='WARNING') as logs:
+      arrays = omniglot.load_tfds_arrays(tfds_dir, data_dir=data_files.data_dir())
+    stock.assert_called_once()
+    spy.assert_called_once_with(tfds_dir, source_data_dir=data_files.data_dir())
+    [line] = [m for m in logs.output if "stock 'omniglot'" in m]
+    self.assertIn('ConnectionError: no network', line)
+    self.assertIn("'omniglot_shipped'", line)
+    self.assertEqual(arrays.builder, f'omniglot_shipped/{self.config.name}:1.0.0')
+    self.assertTrue(os.path.isdir(os.path.join(tfds_dir, 'omniglot_shipped', self.config.name)))
+    for ours, raw in zip(arrays[:2], self._shipped()):
+      np.testing.assert_array_equal(ours, raw)
+
+  def test_stock_builder_is_used_when_it_works(self):
+    stock = omniglot.TfdsArrays(self.background, self.evaluation, 'omniglot:3.0.0')
+    with mock.patch.object(omniglot, '_load_stock_tfds', return_value=stock), \
+         mock.patch.object(omniglot_tfds, 'prepare') as prepare:
+      self.assertIs(omniglot.load_tfds_arrays(self._tempdir()), stock)
+    prepare.assert_not_called()
+
+  def test_stock_attempt_without_tensorflow_downloads_nothing(self):
+    with mock.patch('importlib.util.find_spec', return_value=None), \
+         mock.patch.object(tfds, 'builder') as builder, \
+         self.assertRaisesRegex(ImportError, 'TensorFlow is not installed'):
+      omniglot._load_stock_tfds(tfds, self._tempdir())
+    builder.assert_not_called()
+
+  def test_unprepared_stock_builder_is_not_downloaded(self):
+    # Even with TensorFlow, the stock builder is used only once prepared by the user.
+    with mock.patch('importlib.util.find_spec', return_value=object()), \
+         mock.patch.object(tfds, 'builder') as builder, \
+         self.assertRaisesRegex(FileNotFoundError, 'tfds build omniglot'):
+      builder.return_value.is_prepared.return_value = False
+      omniglot._load_stock_tfds(tfds, self._tempdir())
+    builder.return_value.download_and_prepare.assert_not_called()
+
+  def test_missing_shipped_file_names_it(self):
+    empty = self._tempdir()
+    with self.assertRaises(data_files.DataFileError) as e:
+      omniglot_tfds.prepare(self._tempdir(), source_data_dir=empty, config=self.config)
+    self.assertIn(os.path.join(empty, omniglot.BACKGROUND_FILE), str(e.exception))
+
+  def test_missing_package_names_pip_install(self):
+    with mock.patch.dict(sys.modules, {'tensorflow_datasets': None}), \
+         self.assertRaisesRegex(ImportError, 'pip install tensorflow-datasets'):
+      omniglot.load_tfds_arrays(self._tempdir())
+
+  def test_omniglot_does_not_import_tfds(self):
+    code = ('import sys; from mr_meta.tasks import omniglot; '
+            'print("tensorflow_datasets" in sys.modules)')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            check=True, env=dict(os.environ, JAX_PLATFORMS='cpu'))
+    self.assertEqual(result.stdout.strip(), 'False')
 
 
 if __name__ == '__main__':

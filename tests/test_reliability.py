@@ -180,7 +180,7 @@ class OutputDirTest(absltest.TestCase):
     with open(config_path) as f:
       config = json.load(f)
     self.assertEqual(config['flags'].pop('prng_impl'), 'threefry2x32')
-    self.assertEqual(config['flags'].pop('test_shots'), ['5', '10'])
+    self.assertEqual(config['flags'].pop('test_shots'), [5, 10])
     with open(config_path, 'w') as f:
       json.dump(config, f)  # as written before these flags existed
     proc = run_binary(*tiny, '--prng_impl=philox2x32')

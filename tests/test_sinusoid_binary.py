@@ -9,6 +9,7 @@ import tempfile
 from absl.testing import absltest
 from absl.testing import parameterized
 
+from experiments import common
 from mr_meta.benchmarks import sinusoid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +42,9 @@ class SinusoidBinaryTest(parameterized.TestCase):
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     with open(os.path.join(out, 'results.json')) as f:
       self.check_entry(json.load(f), algo, sinusoid.METHODS[algo].beta)
+    with open(os.path.join(out, 'config.json')) as f:
+      self.assertEqual(json.load(f)['flags']['test_shots'], [5, 10])
+    self.assertNotIn("backend 'tpu'", proc.stderr)  # start-up noise is silenced
 
   def test_beta_list_writes_one_entry_per_beta(self):
     out = tempfile.mkdtemp()
@@ -93,6 +97,20 @@ class SinusoidBinaryTest(parameterized.TestCase):
     said = [line for line in proc.stderr.splitlines() if not re.match(r'[IWE]\d{4} ', line)]
     self.assertNotIn('Traceback', proc.stderr)
     self.assertLessEqual(len(said), 2, said)
+
+  def test_config_checks_without_a_process(self):
+    with self.assertRaisesRegex(ValueError, 'comma-separated integers'):
+      common.IntListParser().parse('5,a')
+    self.assertEqual(common.IntListParser().parse('5, 10'), [5, 10])
+    with self.assertRaisesRegex(ValueError, 'test_max_grad_norm must be positive'):
+      sinusoid.Config(algo='mr_maml_w', test_max_grad_norm=0.0)
+    with self.assertRaisesRegex(ValueError, 'has none'):
+      sinusoid.Config(algo='cnp', test_max_grad_norm=1.0)
+    # Older config.json files hold list flags as strings.
+    self.assertEqual(common.changed_flags({'test_shots': ['5', '10']},
+                                          {'test_shots': [5, 10]}), [])
+    self.assertEqual(common.changed_flags({'test_shots': ['5']},
+                                          {'test_shots': [5, 10]}), ['test_shots'])
 
   def test_nan_loss_stops_with_message_and_no_results(self):
     out = os.path.join(tempfile.mkdtemp(), 'run')

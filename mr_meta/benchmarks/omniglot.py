@@ -283,11 +283,15 @@ def build_optimizer(config: Config):
 
 
 def load_task_data(config: Config, data_dir: str | None = None,
-                   cache_dir: str | None = None, split_seed: int = 0
-                   ) -> tuple[tasks.OmniglotData, dict]:
-  """The 1200/423 split with NME label pools for config.num_ways, on the device."""
+                   cache_dir: str | None = None, split_seed: int = 0,
+                   source: str = 'shipped') -> tuple[tasks.OmniglotData, dict]:
+  """The 1200/423 split with NME label pools for config.num_ways, on the device.
+
+  source: 'shipped' (the npz files) or 'tfds' (through TensorFlow Datasets;
+  the same arrays, see tasks.omniglot.load_tfds_arrays).
+  """
   data, manifest = tasks.load_omniglot(
-      data_dir, cache_dir, split_seed, config.num_ways,
+      data_dir, cache_dir, split_seed, config.num_ways, source=source,
       classes_per_label=config.resolved()['classes_per_label'])
   return jax.device_put(data), manifest
 

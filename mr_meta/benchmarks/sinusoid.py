@@ -47,6 +47,8 @@ METHODS = {
     'mr_cnp_a': MethodDefaults(num_iterations=30_000, beta=5.0),
 }
 
+MAML_FAMILY = ('maml', 'mr_maml_w', 'mr_maml_a')
+
 # beta with the lowest mean 5-shot MSE on the *validation* tasks over seeds 5-7
 # (disjoint from the reported seeds and test tasks); the sweeps' commands and
 # outputs are in BUILD_NOTES.md. Keyed by (algo, notebook optimizer).
@@ -80,6 +82,8 @@ class Config:
   num_test_samples: int | None = None    # None: the method's default
   # Score MR-*(W) with the posterior mean of the weights instead of Alg. 3's samples.
   test_posterior_mean: bool = False
+  # Clip each meta-test inner gradient to this global norm (MAML family; None: off).
+  test_max_grad_norm: float | None = None
   eval_split: str = 'test'               # or 'validation', to tune hyperparameters
   log_every: int = 1000
   checkpoint_every: int = 5000           # steps; also saved at the last step
@@ -100,6 +104,12 @@ class Config:
       raise ValueError('Inner step counts must be non-negative.')
     if self.num_iterations is not None and self.num_iterations < 0:
       raise ValueError(f'num_iterations must be non-negative, got {self.num_iterations}.')
+    if self.test_max_grad_norm is not None:
+      if self.test_max_grad_norm <= 0:
+        raise ValueError(f'test_max_grad_norm must be positive, got {self.test_max_grad_norm}.')
+      if self.algo not in MAML_FAMILY:
+        raise ValueError('test_max_grad_norm clips the MAML inner loop; '
+                         f'{self.algo} has none.')
     if self.notebook_optimizer and (self.optimizer != 'adam' or self.weight_decay):
       raise ValueError('notebook_optimizer is the notebooks\' Keras Adam; it takes no '
                        f'optimizer={self.optimizer!r} or weight_decay={self.weight_decay}.')
@@ -130,7 +140,7 @@ def build_learner(config: Config) -> objective.MetaLearner:
   example_x = jnp.zeros((config.num_support, tasks.INPUT_DIM))
   example_y = jnp.zeros((config.num_support, 1))
   algo = config.algo
-  if algo in ('maml', 'mr_maml_w', 'mr_maml_a'):
+  if algo in MAML_FAMILY:
     encoder, kind = {
         'maml': (None, 'none'),
         # DenseReparameterization(21 -> 100, relu), (100 -> 5).
@@ -143,7 +153,8 @@ def build_learner(config: Config) -> objective.MetaLearner:
         train_inner_steps=config.train_inner_steps,
         test_inner_steps=config.test_inner_steps, encoder=encoder,
         encoder_kind=kind, rho_init=config.rho, activation_kl_dims='mean',
-        first_order=config.first_order, use_scan=config.inner_loop_scan)
+        first_order=config.first_order, use_scan=config.inner_loop_scan,
+        test_max_grad_norm=config.test_max_grad_norm)
   x_encoder, kind = {
       'cnp': (None, 'none'),
       'mr_cnp_w': (networks.MLP((100, 5)), 'weights'),

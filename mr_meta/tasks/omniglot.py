@@ -22,6 +22,7 @@ i = label * num_support + shot has label i // num_support; likewise for the
 query set.
 """
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -103,7 +104,8 @@ def default_cache_dir() -> str:
 
 
 def _sources(source: str, data_dir: str | None, tfds_data_dir: str | None):
-  """Digests identifying the raw data, and a loader of (background, evaluation)."""
+  """Digests identifying the raw data, a loader of (background, evaluation),
+  and extra manifest entries (which TFDS builder produced the data)."""
   if source == 'shipped':
     # verified_path checks sha256, so a valid cache needs no decoding.
     paths = [data_files.verified_path(relative, data_dir)
@@ -116,11 +118,14 @@ def _sources(source: str, data_dir: str | None, tfds_data_dir: str | None):
           arrays.append(npz['images'])
       return arrays
 
-    return {r: data_files.SHIPPED_SHA256[r] for r in (BACKGROUND_FILE, EVALUATION_FILE)}, load
+    return ({r: data_files.SHIPPED_SHA256[r] for r in (BACKGROUND_FILE, EVALUATION_FILE)},
+            load, {})
   if source == 'tfds':
-    arrays = load_tfds_arrays(tfds_data_dir)
-    return ({'tfds:train': _array_digest(arrays[0]), 'tfds:test': _array_digest(arrays[1])},
-            lambda: arrays)
+    arrays = load_tfds_arrays(tfds_data_dir, data_dir=data_dir)
+    return ({'tfds:train': _array_digest(arrays.background),
+             'tfds:test': _array_digest(arrays.evaluation)},
+            lambda: (arrays.background, arrays.evaluation),
+            {'tfds_builder': arrays.builder})
   raise ValueError(f"source must be 'shipped' or 'tfds', got {source!r}.")
 
 
@@ -164,13 +169,15 @@ def load_images(data_dir: str | None = None, cache_dir: str | None = None,
   Reuses `<cache_dir>/omniglot28_<source>.npz` when its JSON manifest matches
   the sources' sha256, the Pillow version and FORMAT_VERSION and the file
   matches its recorded sha256; otherwise rebuilds it (about a second).
+  source='tfds' reads TensorFlow Datasets (`load_tfds_arrays`) and records
+  the builder that produced the data as manifest['tfds_builder'].
   """
-  digests, load_raw = _sources(source, data_dir, tfds_data_dir)
+  digests, load_raw, extra = _sources(source, data_dir, tfds_data_dir)
   cache_dir = cache_dir or default_cache_dir()
   npz_path = os.path.join(cache_dir, f'omniglot28_{source}.npz')
   manifest_path = npz_path[:-len('.npz')] + '.json'
   expected = {'format_version': FORMAT_VERSION, 'source': source,
-              'source_sha256': digests, 'pillow_version': PIL.__version__}
+              'source_sha256': digests, 'pillow_version': PIL.__version__, **extra}
   cached, reason = _read_cache(npz_path, manifest_path, expected)
   if cached is not None:
     return cached
@@ -197,17 +204,46 @@ def load_images(data_dir: str | None = None, cache_dir: str | None = None,
 # TensorFlow Datasets path.
 
 
-def from_tfds_examples(examples: Iterable[Mapping[str, Any]]) -> np.ndarray:
-  """TFDS `omniglot` example dicts -> bool [C, 20, 105, 105] (True = white).
+STOCK_TFDS_NAME = 'omniglot'  # TFDS's own builder: TensorFlow + network.
+TFDS_PIP = 'pip install tensorflow-datasets'
 
-  Characters are sorted by TFDS `label` (= global character id - 1, the order
-  of the shipped files). TFDS examples do not carry the drawer index, so the
-  20 images of a character keep their order of appearance; TFDS shuffles
-  examples when it writes a split, so that drawer order can differ from the
-  shipped files. Samplers draw drawers uniformly, so the task distribution
-  is unaffected; only which image a given key picks changes.
+
+class TfdsArrays(NamedTuple):
+  """bool [C, 20, 105, 105] arrays (True = white) and the TFDS builder used."""
+  background: np.ndarray  # split 'train'
+  evaluation: np.ndarray  # split 'test'
+  builder: str  # 'name[/config]:version'
+
+
+def default_tfds_data_dir() -> str:
+  """<cache root>/tfds: beside the omniglot cache, not ~/tensorflow_datasets."""
+  return os.path.join(os.path.dirname(default_cache_dir()), 'tfds')
+
+
+def _import_tfds():
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError(f"source='tfds' needs TensorFlow Datasets: {TFDS_PIP} "
+                      "(or use the default source='shipped').") from e
+  tfds.disable_progress_bar()  # Global in TFDS; its bars flood training logs.
+  return tfds
+
+
+def from_tfds_examples(examples: Iterable[Mapping[str, Any]]) -> np.ndarray:
+  """TFDS Omniglot example dicts -> bool [C, 20, 105, 105] (True = white).
+
+  Accepts the stock `omniglot` records (RGB uint8 image) and the project's
+  `omniglot_shipped` ones (uint8 [105, 105] image, `drawer`). Characters are
+  sorted by `label` (= global character id - 1, the order of the shipped
+  files). When examples carry `drawer`, each character's images are put in
+  drawer order, which reproduces the shipped arrays exactly. The stock
+  records carry no drawer index, so their 20 images keep their order of
+  appearance; TFDS shuffles examples when it writes a split, so that drawer
+  order can differ from the shipped files. Samplers draw drawers uniformly,
+  so the task distribution is unaffected; only which image a key picks changes.
   """
-  by_label: dict[int, list[np.ndarray]] = {}
+  by_label: dict[int, list[tuple[int | None, np.ndarray]]] = {}
   for example in examples:
     image = np.asarray(example['image'])
     if image.ndim == 3:
@@ -215,27 +251,86 @@ def from_tfds_examples(examples: Iterable[Mapping[str, Any]]) -> np.ndarray:
     if image.shape != (SOURCE_SIZE, SOURCE_SIZE):
       raise ValueError(f'Expected a {SOURCE_SIZE}x{SOURCE_SIZE} image, got '
                        f'{np.shape(example["image"])}.')
-    by_label.setdefault(int(example['label']), []).append(image > 127)
+    drawer = example.get('drawer')
+    by_label.setdefault(int(example['label']), []).append(
+        (None if drawer is None else int(drawer), image > 127))
   if not by_label:
     raise ValueError('No examples.')
   bad = {label: len(v) for label, v in by_label.items() if len(v) != NUM_DRAWERS}
   if bad:
     raise ValueError(f'Every character needs {NUM_DRAWERS} images; got {bad}.')
-  return np.stack([np.stack(by_label[label]) for label in sorted(by_label)])
+  characters = []
+  for label in sorted(by_label):
+    drawers = [drawer for drawer, _ in by_label[label]]
+    images = [image for _, image in by_label[label]]
+    if all(drawer is None for drawer in drawers):
+      characters.append(np.stack(images))
+      continue
+    if sorted(d for d in drawers if d is not None) != list(range(NUM_DRAWERS)):
+      raise ValueError(f'Character {label} has drawers {drawers}, expected each of '
+                       f'0..{NUM_DRAWERS - 1} once.')
+    characters.append(np.stack([images[i] for i in np.argsort(drawers)]))
+  return np.stack(characters)
 
 
-def load_tfds_arrays(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """Background / evaluation bool arrays from the stock TFDS `omniglot` builder.
+def _read_data_source(source) -> np.ndarray:
+  """A TFDS data source (random access, numpy dicts) -> from_tfds_examples."""
 
-  Needs `tensorflow_datasets` (and TensorFlow) and network access on first
-  use, when TFDS downloads and prepares the zips into `data_dir`.
-  """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  def examples(chunk=1024):
+    for start in range(0, len(source), chunk):
+      yield from source.__getitems__(list(range(start, min(start + chunk, len(source)))))
+
+  return from_tfds_examples(examples())
+
+
+def _load_stock_tfds(tfds, tfds_data_dir: str) -> TfdsArrays:
+  """The stock `omniglot` builder, if already prepared: the project never downloads."""
+  if importlib.util.find_spec('tensorflow') is None:
+    raise ImportError('TensorFlow is not installed')
+  builder = tfds.builder(STOCK_TFDS_NAME, data_dir=tfds_data_dir)
+  if not builder.is_prepared():
+    raise FileNotFoundError(
+        f'not prepared in {tfds_data_dir} (the project downloads nothing; '
+        f'`tfds build {STOCK_TFDS_NAME} --data_dir={tfds_data_dir}` prepares it)')
   arrays = []
   for split in ('train', 'test'):  # images_background, images_evaluation.
-    dataset = tfds.load('omniglot', split=split, data_dir=data_dir, shuffle_files=False)
+    dataset = builder.as_dataset(split=split, shuffle_files=False)
     arrays.append(from_tfds_examples(tfds.as_numpy(dataset)))
-  return arrays[0], arrays[1]
+  return TfdsArrays(arrays[0], arrays[1], f'{builder.name}:{builder.version}')
+
+
+def load_tfds_arrays(tfds_data_dir: str | None = None,
+                     data_dir: str | None = None) -> TfdsArrays:
+  """Background / evaluation bool arrays read through TensorFlow Datasets.
+
+  Tries the stock TFDS `omniglot` builder first (needs TensorFlow, and the
+  dataset already prepared under tfds_data_dir: nothing is downloaded). If that fails
+  for any reason, logs why in one line and falls back to the project's
+  `omniglot_shipped` builder (omniglot_tfds.py): prepared once from the
+  shipped arrays in `data_dir` (no TensorFlow, no network; 5-10 s and 11 MB
+  once), then read with `tfds.data_source` (about 2.5 s a call). Its arrays
+  equal the shipped ones exactly.
+
+  tfds_data_dir: TFDS data folder; None = `default_tfds_data_dir()`.
+  data_dir: folder of the shipped omniglot/*.npz (data_files rules).
+  """
+  tfds = _import_tfds()
+  tfds_data_dir = tfds_data_dir or default_tfds_data_dir()
+  try:
+    return _load_stock_tfds(tfds, tfds_data_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    # ImportError, DownloadError, DatasetNotFoundError, TF errors, ...: any
+    # failure of the optional stock path leaves the shipped arrays.
+    reason = f'{type(e).__name__}: {e}'.splitlines()[0][:300]
+  from mr_meta.tasks import omniglot_tfds  # pylint: disable=g-import-not-at-top
+  logging.warning("TFDS stock '%s' builder unavailable (%s); using '%s' prepared from "
+                  'the shipped arrays in %s.', STOCK_TFDS_NAME, reason,
+                  omniglot_tfds.NAME, tfds_data_dir)
+  builder = omniglot_tfds.prepare(tfds_data_dir, source_data_dir=data_dir)
+  sources = tfds.data_source(f'{omniglot_tfds.NAME}/{builder.builder_config.name}',
+                             data_dir=tfds_data_dir, download=False)
+  return TfdsArrays(_read_data_source(sources['train']), _read_data_source(sources['test']),
+                    omniglot_tfds.builder_id(builder))
 
 
 # ---------------------------------------------------------------------------
