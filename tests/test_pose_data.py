@@ -123,6 +123,47 @@ class CacheTest(absltest.TestCase):
     self.assertEqual(first.train_images.shape, (1, VIEWS, 32, 32))
     self.assertEqual(first.test_labels.shape, (1, VIEWS))
 
+  def test_interrupted_rendering_resumes_with_the_objects_done(self):
+    real_render_object = pose_data.render_object
+    calls = []
+
+    def render_then_interrupt(*args, **kwargs):
+      calls.append(1)
+      if len(calls) == 2:
+        raise KeyboardInterrupt
+      return real_render_object(*args, **kwargs)
+
+    with mock.patch.object(pose_data, 'render_object', render_then_interrupt), \
+         self.assertRaises(KeyboardInterrupt), self.assertLogs(level='INFO') as logs:
+      pose_data.load_pose_dataset(seed=0, **self.kwargs)
+    self.assertTrue(any('Rendered pose object 1/2' in line and 'ETA' in line
+                        for line in logs.output), logs.output)
+    counted = mock.Mock(wraps=real_render_object)
+    with mock.patch.object(pose_data, 'render_object', counted):
+      resumed = pose_data.load_pose_dataset(seed=0, **self.kwargs)
+    self.assertEqual(counted.call_count, 1)  # only the object the interruption lost
+    self.assertEqual(os.listdir(self.cache_dir), [
+        name for name in os.listdir(self.cache_dir) if not name.endswith('.partial')])
+    straight_dir = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, straight_dir)
+    straight = pose_data.load_pose_dataset(seed=0, **dict(self.kwargs, cache_dir=straight_dir))
+    for a, b in zip(resumed[:-1], straight[:-1]):
+      np.testing.assert_array_equal(a, b)
+
+  def test_kept_objects_of_other_settings_are_not_reused(self):
+    first = pose_data.load_pose_dataset(seed=0, **self.kwargs)
+    npz = [n for n in os.listdir(self.cache_dir) if n.endswith('.npz')][0]
+    partial = os.path.join(self.cache_dir, npz[:-len('.npz')] + '.partial')
+    os.makedirs(partial)
+    with open(os.path.join(partial, 'key.json'), 'w') as f:
+      f.write('{"seed": 99}')
+    np.save(os.path.join(partial, 'object000.npy'), np.zeros((VIEWS, 32, 32), np.uint8))
+    os.remove(os.path.join(self.cache_dir, npz))  # force a re-render
+    again = pose_data.load_pose_dataset(seed=0, **self.kwargs)
+    for a, b in zip(first[:-1], again[:-1]):  # the foreign object000.npy was not read
+      np.testing.assert_array_equal(a, b)
+    self.assertFalse(os.path.exists(partial))
+
   def test_manifest_records_provenance_and_split(self):
     dataset = pose_data.load_pose_dataset(seed=0, **self.kwargs)
     with open(dataset.manifest['manifest_path']) as f:

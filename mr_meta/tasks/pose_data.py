@@ -15,6 +15,7 @@ only when the manifest no longer describes what would be rendered now.
 import importlib.metadata
 import json
 import os
+import shutil
 import time
 from typing import Any, NamedTuple, Sequence
 
@@ -184,9 +185,15 @@ def render_object(vertices: np.ndarray, triangles: np.ndarray, thetas: Sequence[
 
 
 def render_dataset(meshes_path: str, seed: int, object_indices: Sequence[int] | None = None,
-                   num_views: int = NUM_VIEWS,
-                   image_size: int = IMAGE_SIZE) -> dict[str, np.ndarray]:
-  """Renders objects of the meshes file: images, labels and names, in index order."""
+                   num_views: int = NUM_VIEWS, image_size: int = IMAGE_SIZE,
+                   partial_dir: str | None = None) -> dict[str, np.ndarray]:
+  """Renders objects of the meshes file: images, labels and names, in index order.
+
+  partial_dir: if given, each object's views are kept there as they are
+  rendered, and objects already there are read back instead of rendered, so
+  an interrupted rendering resumes where it stopped (the caller keys the folder
+  to the settings). Logs one progress line per object with an ETA.
+  """
   with np.load(meshes_path) as meshes:
     names = meshes['names']
     vert_offsets, tri_offsets = meshes['vert_offsets'], meshes['tri_offsets']
@@ -196,12 +203,24 @@ def render_dataset(meshes_path: str, seed: int, object_indices: Sequence[int] | 
   object_indices = np.asarray(object_indices, np.int64)
   images = np.empty((len(object_indices), num_views, image_size, image_size), np.uint8)
   labels = np.empty((len(object_indices), num_views), np.float32)
+  start, rendered = time.time(), 0
   for row, index in enumerate(object_indices):
     thetas = sample_thetas(seed, int(index), num_views)
+    labels[row] = theta_to_label(thetas)
+    kept = partial_dir and os.path.join(partial_dir, f'object{int(index):03d}.npy')
+    if kept and os.path.isfile(kept):
+      images[row] = np.load(kept)
+      continue
     images[row] = render_object(
         all_vertices[vert_offsets[index]:vert_offsets[index + 1]],
         all_triangles[tri_offsets[index]:tri_offsets[index + 1]], thetas, image_size)
-    labels[row] = theta_to_label(thetas)
+    if kept:
+      _write_atomically(kept, lambda f, views=images[row]: np.save(f, views))
+    rendered += 1
+    remaining = len(object_indices) - row - 1
+    logging.info('Rendered pose object %d/%d (%s), %d views; ETA %.0f s.', row + 1,
+                 len(object_indices), names[index], num_views,
+                 (time.time() - start) / rendered * remaining)
   return {'images': images, 'labels': labels, 'names': names[object_indices]}
 
 
@@ -303,8 +322,26 @@ def load_pose_dataset(data_dir: str | None = None, cache_dir: str | None = None,
     with np.load(npz_path) as cached:
       images, labels, names = cached['images'], cached['labels'], cached['names']
   else:
+    # Objects rendered by an interrupted attempt with the same key are kept here.
+    partial_dir = npz_path[:-len('.npz')] + '.partial'
+    partial_key = os.path.join(partial_dir, 'key.json')
+    key_text = json.dumps(key, sort_keys=True)
+    if os.path.isdir(partial_dir):
+      try:
+        with open(partial_key) as f:
+          reusable = f.read() == key_text
+      except OSError:
+        reusable = False
+      if not reusable:
+        shutil.rmtree(partial_dir)
+    if not os.path.isdir(partial_dir):
+      os.makedirs(partial_dir)
+      _write_atomically(partial_key, lambda f: f.write(key_text.encode()))
+    else:
+      logging.info('Resuming the rendering kept in %s.', partial_dir)
     start = time.time()
-    rendered = render_dataset(meshes_path, seed, range(num_objects), num_views, image_size)
+    rendered = render_dataset(meshes_path, seed, range(num_objects), num_views, image_size,
+                              partial_dir=partial_dir)
     render_seconds = time.time() - start
     images, labels, names = rendered['images'], rendered['labels'], rendered['names']
     os.makedirs(cache_dir, exist_ok=True)
@@ -321,6 +358,7 @@ def load_pose_dataset(data_dir: str | None = None, cache_dir: str | None = None,
                'train_names': names[train].tolist(), 'test_names': names[test].tolist()})
     _write_atomically(manifest_path, lambda f: f.write(
         json.dumps(manifest, indent=2).encode()))
+    shutil.rmtree(partial_dir)
   manifest = dict(manifest, manifest_path=manifest_path)
   train = np.asarray(manifest['split']['train_indices'], np.int64)
   test = np.asarray(manifest['split']['test_indices'], np.int64)
