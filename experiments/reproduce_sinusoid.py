@@ -40,10 +40,10 @@ _ITERATION_SCALE = flags.DEFINE_float(
 # MR-MAML(W) under one persistent Adam: rho -5 so that sigma can move, Alg. 3's
 # posterior samples at test with each test-time inner gradient clipped to norm 10
 # (sampled encoders otherwise make some 100-step adaptations on 5 points diverge),
-# trained 3x the paper's steps; beta, steps, samples and clip chosen on validation
+# trained 6x the paper's steps; beta, steps, samples and clip chosen on validation
 # tasks, seeds 5-7 (BUILD_NOTES.md, "MR-MAML(W) with a persistent optimiser").
 PERSISTENT_ROW = ('mr_maml_w', False, 2e-3,
-                  {'rho_init': -5.0, 'iteration_multiplier': 3, 'num_test_samples': 30,
+                  {'rho_init': -5.0, 'iteration_multiplier': 6, 'num_test_samples': 30,
                    'test_max_grad_norm': 10.0})
 
 # Figures: seed 0 of these (algo, notebook optimizer, beta) rows.

@@ -14,6 +14,8 @@ from absl.testing import absltest
 import chex
 from tensorboardX.proto import event_pb2
 
+from mr_meta import training
+from mr_meta.benchmarks import runner
 from mr_meta.benchmarks import sinusoid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,7 +94,8 @@ class ResumeTest(absltest.TestCase):
 
   def test_ctrl_c_and_sigterm_checkpoint_and_resume_without_duplicates(self):
     out = tempfile.mkdtemp()
-    flags = ['--algo=maml', '--num_iterations=30000', '--log_every=250',
+    # Long enough that a loaded machine still signals the second run mid-training.
+    flags = ['--algo=maml', '--num_iterations=60000', '--log_every=250',
              '--checkpoint_every=1000000', f'--output_dir={out}']
     metrics_path = os.path.join(out, 'metrics.jsonl')
 
@@ -127,7 +130,7 @@ class ResumeTest(absltest.TestCase):
       rows = [json.loads(line) for line in f]
     steps = [r['step'] for r in rows if 'loss' in r]
     self.assertEqual(steps, sorted(set(steps)))  # no step twice
-    self.assertEqual(steps[-1], 30000)
+    self.assertEqual(steps[-1], 60000)
     # A finished run is read back, not re-scored.
     again = run_binary(*flags)
     self.assertEqual(again.returncode, 0, again.stderr[-3000:])
@@ -154,6 +157,26 @@ class ResumeTest(absltest.TestCase):
 
 
 class OutputDirTest(absltest.TestCase):
+
+  def test_library_runs_record_their_settings_and_refuse_others(self):
+    out = tempfile.mkdtemp()
+    with open(os.path.join(out, 'config.json'), 'w') as f:
+      json.dump({'flags': {'algo': 'cnp'}}, f)  # as a binary writes it first
+    config = {'algo': 'cnp', 'num_iterations': 4, 'log_every': 2}
+    runner.record_run(out, 'sinusoid', config, [0, 1], [0.0, 0.5])
+    with open(os.path.join(out, 'config.json')) as f:
+      record = json.load(f)
+    self.assertEqual(record['flags'], {'algo': 'cnp'})  # kept
+    self.assertEqual(record['run'], {'benchmark': 'sinusoid', 'config': config,
+                                     'seeds': [0, 1], 'betas': [0.0, 0.5]})
+    self.assertIn('git_commit', record['environment'])
+    # Logging settings may change on resume; anything else may not.
+    runner.record_run(out, 'sinusoid', dict(config, log_every=1), [0, 1], [0.0, 0.5])
+    for args, changed in [((dict(config, num_iterations=5), [0, 1], [0.0, 0.5]),
+                           'num_iterations'),
+                          ((config, [0, 1], [0.0, 0.6]), 'betas')]:
+      with self.assertRaisesRegex(training.ConfigError, f'other settings \\({changed}\\)'):
+        runner.record_run(out, 'sinusoid', *args)
 
   def test_different_flags_are_refused_unless_overwrite(self):
     out = tempfile.mkdtemp()

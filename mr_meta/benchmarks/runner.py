@@ -12,6 +12,7 @@ import optax
 from mr_meta import checkpointing
 from mr_meta import metric_writers
 from mr_meta import objective
+from mr_meta import provenance
 from mr_meta import training
 
 # (params of one run, key, task data) -> {metric name: scalar}; vmapped over runs.
@@ -52,6 +53,45 @@ def restore_states(output_dir: str, learner: objective.MetaLearner,
     checkpointer.close()
 
 
+# Settings that change no number: a resumed run may change them.
+RESUMABLE_SETTINGS = ('log_every', 'checkpoint_every', 'keep_checkpoints')
+
+
+def record_run(output_dir: str, benchmark: str, config_record: dict,
+               seeds: Sequence[int], betas: Sequence[float]) -> None:
+  """Puts the run's settings in output_dir/config.json under 'run'.
+
+  Whatever a binary wrote there (its flags) stays. Every caller, binary or
+  not, gets the resolved config, the population and the environment, and a
+  directory holding a run with other settings is refused.
+  """
+  run = json.loads(json.dumps(
+      {'benchmark': benchmark, 'config': config_record, 'seeds': [int(s) for s in seeds],
+       'betas': [float(b) for b in betas]}, default=str))
+  path = os.path.join(output_dir, 'config.json')
+  record = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      record = json.load(f)
+  previous = record.get('run')
+  if previous is not None:
+    changed = sorted(
+        [k for k in set(previous['config']) | set(run['config'])
+         if k not in RESUMABLE_SETTINGS and previous['config'].get(k) != run['config'].get(k)]
+        + [k for k in ('benchmark', 'seeds', 'betas') if previous[k] != run[k]])
+    if changed:
+      raise training.ConfigError(
+          f'{output_dir} holds a run with other settings ({", ".join(changed)}); '
+          'remove it or choose another output directory.')
+  record['run'] = run
+  record.setdefault('environment', provenance.describe_environment())
+  os.makedirs(output_dir, exist_ok=True)
+  tmp = f'{path}.tmp{os.getpid()}'
+  with open(tmp, 'w') as f:
+    json.dump(record, f, indent=2, default=str)
+  os.replace(tmp, path)
+
+
 def train_and_evaluate(
     *, benchmark: str, learner: objective.MetaLearner,
     optimizer: optax.GradientTransformation, sample_tasks: training.TaskSampler,
@@ -85,6 +125,7 @@ def train_and_evaluate(
   states = initial_states(learner, optimizer, keys)
   checkpointer = writer = None
   if output_dir is not None:
+    record_run(output_dir, benchmark, config_record, seeds, betas)
     checkpointer = checkpointing.Checkpointer(
         os.path.join(output_dir, 'checkpoints'), keep_checkpoints)
     resumed_step = checkpointer.latest_step()
