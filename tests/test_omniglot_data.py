@@ -145,6 +145,11 @@ class CacheTest(_DataTestCase):
     cached, reason = omniglot._read_cache(self.npz, self.json, {})
     self.assertIsNone(cached)
     self.assertIn('JSONDecodeError', reason)
+    # A cache not built yet is the normal first use, not an error.
+    empty = self._tempdir()
+    self.assertEqual(omniglot._read_cache(os.path.join(empty, 'x.npz'),
+                                          os.path.join(empty, 'x.json'), {}),
+                     (None, 'first use'))
 
   def test_default_cache_dir(self):
     with mock.patch.dict(os.environ, {omniglot.CACHE_DIR_ENV: '/somewhere'}):

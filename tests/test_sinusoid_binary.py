@@ -45,6 +45,7 @@ class SinusoidBinaryTest(parameterized.TestCase):
     with open(os.path.join(out, 'config.json')) as f:
       self.assertEqual(json.load(f)['flags']['test_shots'], [5, 10])
     self.assertNotIn("backend 'tpu'", proc.stderr)  # start-up noise is silenced
+    self.assertIn(f'{algo}: scoring 1 run(s)', proc.stderr)  # no silent phase
 
   def test_beta_list_writes_one_entry_per_beta(self):
     out = tempfile.mkdtemp()

@@ -1,6 +1,7 @@
 """Train a population of runs, checkpoint, log and score it: shared by every benchmark."""
 import json
 import os
+import time
 from typing import Any, Callable, Sequence
 
 from absl import logging
@@ -174,7 +175,11 @@ def train_and_evaluate(
   finally:
     if checkpointer is not None:
       checkpointer.close()
+  logging.info('%s: scoring %d run(s) on the evaluation tasks.', learner.name, len(seeds))
+  start = time.time()
   metrics = jax.device_get(score(states.params, eval_keys, task_data))
+  logging.info('%s: scored in %.0f s (compilation included).', learner.name,
+               time.time() - start)
   final_steps = np.asarray(jax.device_get(states.step))
   results = []
   for i, (seed, beta) in enumerate(zip(seeds, betas)):

@@ -145,6 +145,8 @@ def _atomic_write(path: str, payload: bytes):
 
 def _read_cache(npz_path: str, manifest_path: str, expected: Mapping[str, Any]):
   """The cached images if the manifest matches `expected` and the file is intact."""
+  if not (os.path.exists(npz_path) or os.path.exists(manifest_path)):
+    return None, 'first use'
   try:
     with open(manifest_path) as f:
       manifest = json.load(f)
