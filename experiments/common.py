@@ -188,23 +188,34 @@ USER_ERRORS = (app.UsageError, data_files.DataFileError, training.ConfigError,
 _STARTUP_NOISE_LOGGERS = ('jax._src.xla_bridge', 'OpenGL.acceleratesupport')
 
 
-def run_main(main) -> None:
-  """app.run(main), with a user error printed as one line and exit status 2."""
-  for name in _STARTUP_NOISE_LOGGERS:
-    std_logging.getLogger(name).setLevel(std_logging.WARNING)
-  def main_with_clean_errors(argv):
+def clean_exits(main):
+  """`main` with one-line exits: a user error (status 2), Ctrl-C or SIGTERM (130)."""
+  def wrapped(argv):
+    # SIGTERM (a scheduler's stop) is handled like Ctrl-C: checkpoint, then exit.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
       return main(argv)
     except USER_ERRORS as e:
       print(f'Error: {e}', file=sys.stderr)
       raise SystemExit(2) from None
-  app.run(main_with_clean_errors)
+    except KeyboardInterrupt:
+      # Outside the training loop (rendering, scoring): rendered objects and every
+      # checkpoint written so far are complete, and a rerun continues from them.
+      print('Interrupted; rerun the same command to continue from what was saved.',
+            file=sys.stderr)
+      raise SystemExit(130) from None
+  return wrapped
+
+
+def run_main(main) -> None:
+  """app.run(main) without start-up noise and with `clean_exits`."""
+  for name in _STARTUP_NOISE_LOGGERS:
+    std_logging.getLogger(name).setLevel(std_logging.WARNING)
+  app.run(clean_exits(main))
 
 
 def run_or_exit(train, *args, **kwargs):
-  """Calls `train`; NaN/Inf everywhere, Ctrl-C or SIGTERM exit with one line (checkpoints kept)."""
-  # SIGTERM (a scheduler's stop) is handled like Ctrl-C: checkpoint, then exit.
-  signal.signal(signal.SIGTERM, signal.default_int_handler)
+  """Calls `train`; NaN/Inf everywhere or an interrupted training exit with one line."""
   try:
     return train(*args, **kwargs)
   except training.TrainingInterrupted as e:

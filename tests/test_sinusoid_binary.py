@@ -1,7 +1,10 @@
 """End-to-end runs of experiments/sinusoid.py as a user would launch it."""
+import contextlib
+import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -112,6 +115,20 @@ class SinusoidBinaryTest(parameterized.TestCase):
                                           {'test_shots': [5, 10]}), [])
     self.assertEqual(common.changed_flags({'test_shots': ['5']},
                                           {'test_shots': [5, 10]}), ['test_shots'])
+
+  def test_interrupt_outside_training_exits_with_one_line(self):
+    previous = signal.getsignal(signal.SIGTERM)  # clean_exits maps SIGTERM to Ctrl-C
+    self.addCleanup(signal.signal, signal.SIGTERM, previous)
+
+    def interrupted_while_scoring(argv):
+      del argv
+      raise KeyboardInterrupt
+
+    with self.assertRaises(SystemExit) as stop, \
+         contextlib.redirect_stderr(io.StringIO()) as stderr:
+      common.clean_exits(interrupted_while_scoring)([])
+    self.assertEqual(stop.exception.code, 130)
+    self.assertIn('rerun the same command', stderr.getvalue())
 
   def test_nan_loss_stops_with_message_and_no_results(self):
     out = os.path.join(tempfile.mkdtemp(), 'run')
