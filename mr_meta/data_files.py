@@ -7,6 +7,8 @@ expected checksum instead of a shape error deep inside training.
 """
 import hashlib
 import os
+import tempfile
+from typing import BinaryIO, Callable
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR_ENV = 'MR_META_DATA_DIR'
@@ -39,6 +41,24 @@ def sha256(path: str) -> str:
     for block in iter(lambda: f.read(1 << 20), b''):
       digest.update(block)
   return digest.hexdigest()
+
+
+def write_atomically(path: str, write: Callable[[BinaryIO], object]) -> None:
+  """Calls write(binary file) on a temporary file beside `path`, then renames it over `path`.
+
+  Readers, and other processes writing the same file, never see it half-written;
+  an interrupted write leaves the old file (or none) and no temporary file.
+  """
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or '.', prefix='.tmp_')
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      write(f)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from other users.
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
 
 
 def verified_path(relative: str, directory: str | None = None,

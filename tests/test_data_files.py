@@ -51,5 +51,24 @@ class DataFilesTest(absltest.TestCase):
       data_files.verified_path(relative)
 
 
+class WriteAtomicallyTest(absltest.TestCase):
+
+  def test_interrupted_write_keeps_the_old_file_and_no_temporary(self):
+    directory = tempfile.mkdtemp()
+    path = os.path.join(directory, 'cache.bin')
+    data_files.write_atomically(path, lambda f: f.write(b'old'))
+    self.assertEqual(oct(os.stat(path).st_mode & 0o777), oct(0o644))
+
+    def write_then_fail(f):
+      f.write(b'half')
+      raise KeyboardInterrupt
+
+    with self.assertRaises(KeyboardInterrupt):
+      data_files.write_atomically(path, write_then_fail)
+    with open(path, 'rb') as f:
+      self.assertEqual(f.read(), b'old')
+    self.assertEqual(os.listdir(directory), ['cache.bin'])
+
+
 if __name__ == '__main__':
   absltest.main()

@@ -11,6 +11,7 @@ import numpy as np
 import optax
 
 from mr_meta import checkpointing
+from mr_meta import data_files
 from mr_meta import metric_writers
 from mr_meta import objective
 from mr_meta import provenance
@@ -87,10 +88,8 @@ def record_run(output_dir: str, benchmark: str, config_record: dict,
   record['run'] = run
   record.setdefault('environment', provenance.describe_environment())
   os.makedirs(output_dir, exist_ok=True)
-  tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'w') as f:
-    json.dump(record, f, indent=2, default=str)
-  os.replace(tmp, path)
+  data_files.write_atomically(
+      path, lambda f: f.write(json.dumps(record, indent=2, default=str).encode()))
 
 
 def train_and_evaluate(

@@ -26,7 +26,6 @@ import importlib.util
 import io
 import json
 import os
-import tempfile
 import zipfile
 from typing import Any, Iterable, Mapping, NamedTuple
 
@@ -129,20 +128,6 @@ def _sources(source: str, data_dir: str | None, tfds_data_dir: str | None):
   raise ValueError(f"source must be 'shipped' or 'tfds', got {source!r}.")
 
 
-def _atomic_write(path: str, payload: bytes):
-  # Write-then-rename so concurrent readers never see a half-written cache.
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.tmp_')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(payload)
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the cache from other users.
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
 def _read_cache(npz_path: str, manifest_path: str, expected: Mapping[str, Any]):
   """The cached images if the manifest matches `expected` and the file is intact."""
   if not (os.path.exists(npz_path) or os.path.exists(manifest_path)):
@@ -197,8 +182,9 @@ def load_images(data_dir: str | None = None, cache_dir: str | None = None,
   manifest = dict(expected, recipe=RECIPE, num_background=NUM_BACKGROUND,
                   shape=list(images.shape), cache_sha256=_sha256_bytes(payload))
   os.makedirs(cache_dir, exist_ok=True)
-  _atomic_write(npz_path, payload)
-  _atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
+  data_files.write_atomically(npz_path, lambda f: f.write(payload))
+  data_files.write_atomically(
+      manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
   return images, manifest
 
 

@@ -215,7 +215,7 @@ def render_dataset(meshes_path: str, seed: int, object_indices: Sequence[int] | 
         all_vertices[vert_offsets[index]:vert_offsets[index + 1]],
         all_triangles[tri_offsets[index]:tri_offsets[index + 1]], thetas, image_size)
     if kept:
-      _write_atomically(kept, lambda f, views=images[row]: np.save(f, views))
+      data_files.write_atomically(kept, lambda f, views=images[row]: np.save(f, views))
     rendered += 1
     remaining = len(object_indices) - row - 1
     logging.info('Rendered pose object %d/%d (%s), %d views; ETA %.0f s.', row + 1,
@@ -283,17 +283,6 @@ def _read_cache(npz_path: str, manifest_path: str,
   return manifest
 
 
-def _write_atomically(path: str, write) -> None:
-  tmp = f'{path}.tmp{os.getpid()}'
-  try:
-    with open(tmp, 'wb') as f:
-      write(f)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
 def load_pose_dataset(data_dir: str | None = None, cache_dir: str | None = None,
                       seed: int = DEFAULT_SEED, num_objects: int | None = None,
                       num_views: int = NUM_VIEWS, image_size: int = IMAGE_SIZE) -> PoseDataset:
@@ -336,7 +325,7 @@ def load_pose_dataset(data_dir: str | None = None, cache_dir: str | None = None,
         shutil.rmtree(partial_dir)
     if not os.path.isdir(partial_dir):
       os.makedirs(partial_dir)
-      _write_atomically(partial_key, lambda f: f.write(key_text.encode()))
+      data_files.write_atomically(partial_key, lambda f: f.write(key_text.encode()))
     else:
       logging.info('Resuming the rendering kept in %s.', partial_dir)
     start = time.time()
@@ -345,7 +334,7 @@ def load_pose_dataset(data_dir: str | None = None, cache_dir: str | None = None,
     render_seconds = time.time() - start
     images, labels, names = rendered['images'], rendered['labels'], rendered['names']
     os.makedirs(cache_dir, exist_ok=True)
-    _write_atomically(npz_path, lambda f: np.savez_compressed(
+    data_files.write_atomically(npz_path, lambda f: np.savez_compressed(
         f, images=images, labels=labels, names=names))
     train, test = split_objects(num_objects, seed)
     manifest = dict(
@@ -356,7 +345,7 @@ def load_pose_dataset(data_dir: str | None = None, cache_dir: str | None = None,
         render_seconds=round(render_seconds, 1),
         split={'train_indices': train.tolist(), 'test_indices': test.tolist(),
                'train_names': names[train].tolist(), 'test_names': names[test].tolist()})
-    _write_atomically(manifest_path, lambda f: f.write(
+    data_files.write_atomically(manifest_path, lambda f: f.write(
         json.dumps(manifest, indent=2).encode()))
     shutil.rmtree(partial_dir)
   manifest = dict(manifest, manifest_path=manifest_path)
