@@ -16,8 +16,9 @@ $(STAMP): setup.py
 demo: $(STAMP)
 	$(PY) -m experiments.demo_sinusoid --output_dir=runs/demo
 
+# Two workers: most tests are compile-bound and single-threaded (tests/conftest.py).
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 tests
 
 reproduce-sinusoid: $(STAMP)
 	$(PY) -m experiments.reproduce_sinusoid --output_dir=results

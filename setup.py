@@ -19,5 +19,5 @@ setup(
         'mujoco>=3.1,<4',
         'tensorflow-datasets>=4.9,<5',
     ],
-    extras_require={'test': ['pytest>=8', 'chex>=0.1.89,<0.2']},
+    extras_require={'test': ['pytest>=8', 'pytest-xdist>=3.5', 'chex>=0.1.89,<0.2']},
 )

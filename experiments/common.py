@@ -160,11 +160,21 @@ def changed_flags(previous: dict, run: dict) -> list[str]:
 
 
 def prepare_output_dir(output_dir: str, run: dict, overwrite: bool) -> None:
-  """Refuses to mix runs: an existing run must have the same flags, or --overwrite."""
+  """Refuses to mix runs: an existing run must have the same flags, or --overwrite.
+
+  --num_iterations may change: the library's record of the run (config.json's
+  'run', kept here) accepts more iterations than before and refuses fewer.
+  """
   path = os.path.join(output_dir, 'config.json')
+  record = {}
   if os.path.exists(path):
     with open(path) as f:
-      changed = changed_flags(json.load(f).get('flags') or {}, run)
+      record = json.load(f)
+    previous = record.get('flags') or {}
+    before, after = previous.get('num_iterations'), run.get('num_iterations')
+    changed = [name for name in changed_flags(previous, run)
+               if name != 'num_iterations' or (before is not None and after is not None
+                                               and after < before)]
     if changed:
       if not overwrite:
         raise app.UsageError(
@@ -172,10 +182,11 @@ def prepare_output_dir(output_dir: str, run: dict, overwrite: bool) -> None:
             'pass --overwrite to replace it or choose another --output_dir.')
       logging.warning('--overwrite: deleting the previous run in %s', output_dir)
       shutil.rmtree(output_dir)
+      record = {}
   os.makedirs(output_dir, exist_ok=True)
-  with open(path, 'w') as f:
-    json.dump({'flags': run, 'environment': provenance.describe_environment()}, f,
-              indent=2, default=str)
+  record.update(flags=run, environment=provenance.describe_environment())
+  data_files.write_atomically(
+      path, lambda f: f.write(json.dumps(record, indent=2, default=str).encode()))
 
 
 # Failures the user can fix from the message alone: no traceback, no flag dump.

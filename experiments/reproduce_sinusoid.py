@@ -4,7 +4,7 @@ r"""Reproduces paper Table 1: six methods x 5 seeds on the NME sinusoid.
 
 Each method's seeds train as one vmapped population at the paper's iteration
 counts. MR-MAML(W) and MR-MAML(A) also run with the reference notebooks'
-optimiser (a fresh Adam every step, paper_facts G2) and with beta chosen on
+optimiser (a fresh Adam every step, docs/reference_code.md, G2) and with beta chosen on
 validation tasks, as extra rows. Writes OUTPUT_DIR/sinusoid_table1.md (mean
 and std next to the paper's numbers), OUTPUT_DIR/sinusoid_table1.json (every
 run) and the figures of experiments/plot.py; checkpoints and metrics go to

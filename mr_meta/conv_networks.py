@@ -1,6 +1,6 @@
 """Convolutional networks of the image benchmarks (pose and Omniglot).
 
-  ConvEncoder:   the non-adapted image encoder (paper_facts 2(b)): conv32/s2 ->
+  ConvEncoder:   the non-adapted image encoder (the pose reference code's): conv32/s2 ->
                  conv48/s2 -> maxpool 2 -> conv64/s2 -> Dense(latent)
   ConvPredictor: the adapted head: conv blocks with batch-statistics BN -> spatial
                  mean -> Dense; MR-MAML feeds it the latent as a 14x14x1 image,

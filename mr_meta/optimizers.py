@@ -10,7 +10,7 @@ def reset_state_each_step(inner: optax.GradientTransformation) -> optax.Gradient
   """Re-initialises `inner`'s state before every update.
 
   With `keras_adam` this is the sinusoid MR-MAML notebooks' optimiser: they
-  build a new Keras Adam every step (paper_facts G2), which degenerates to
+  build a new Keras Adam every step (docs/reference_code.md, G2), which degenerates to
   lr * g / (|g| + 3.16e-6), about lr * sign(g).
   """
   def update(updates, state, params=None):

@@ -75,8 +75,10 @@ class MamlLearnerTest(absltest.TestCase):
     with jax.enable_x64(True):
       learner, encoder, predictor, params = _conv_learner()
       tasks, key = _tasks(1), jax.random.PRNGKey(3)
-      loss, _ = objective.meta_objective(learner, params, key, tasks, BETA)
-      expected = _reference_objective(encoder, predictor, params, key, tasks, BETA)
+      loss, _ = jax.jit(objective.meta_objective, static_argnums=0)(
+          learner, params, key, tasks, BETA)
+      expected = jax.jit(_reference_objective, static_argnums=(0, 1))(
+          encoder, predictor, params, key, tasks, BETA)
       np.testing.assert_allclose(loss, expected, rtol=1e-10)
 
   def test_meta_gradient_matches_finite_differences(self):
@@ -111,8 +113,9 @@ class MamlLearnerTest(absltest.TestCase):
     one = _tasks(5, num_tasks=1, dtype=np.float32)
     two = jax.tree.map(lambda a: jnp.concatenate([a, a]), one)
     key = jax.random.PRNGKey(6)
-    loss_one = objective.meta_objective(learner, params, key, one, 0.0)[0]
-    loss_two = objective.meta_objective(learner, params, key, two, 0.0)[0]
+    # Jitted: eager execution compiles every op of the inner loop separately.
+    loss = jax.jit(lambda tasks: objective.meta_objective(learner, params, key, tasks, 0.0)[0])
+    loss_one, loss_two = loss(one), loss(two)
     np.testing.assert_allclose(loss_one, loss_two, rtol=1e-6)
 
   def test_test_max_grad_norm_clips_meta_test_adaptation_only(self):
@@ -120,7 +123,7 @@ class MamlLearnerTest(absltest.TestCase):
     tasks = _tasks(7, num_tasks=1, dtype=np.float32)
     key = jax.random.PRNGKey(8)
     concrete = stochastic_weights.mean_weights(params)
-    predict = lambda learner: learner.predict(
+    predict = lambda learner: jax.jit(learner.predict)(
         concrete, key, tasks.support_x[0], tasks.support_y[0], tasks.query_x[0])
     # A vanishing bound freezes the test-time inner loop: zero-step predictions.
     frozen = _conv_learner(np.float32, test_max_grad_norm=1e-12)[0]
@@ -135,9 +138,9 @@ class MamlLearnerTest(absltest.TestCase):
     # A bound no gradient reaches changes nothing, and training never clips.
     loose = _conv_learner(np.float32, test_max_grad_norm=1e9)[0]
     chex.assert_trees_all_equal(predict(loose), predict(plain))
-    chex.assert_trees_all_equal(
-        objective.meta_objective(frozen, params, key, tasks, BETA),
-        objective.meta_objective(plain, params, key, tasks, BETA))
+    meta_objective = jax.jit(objective.meta_objective, static_argnums=0)
+    chex.assert_trees_all_equal(meta_objective(frozen, params, key, tasks, BETA),
+                                meta_objective(plain, params, key, tasks, BETA))
 
 
 def _query_and_support_kls(encoder, encoder_params, support_x, query_x):

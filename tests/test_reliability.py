@@ -1,4 +1,5 @@
 """Checkpoints, exact resume after SIGKILL, refusal to mix runs, NaN stops, metrics."""
+import dataclasses
 import glob
 import json
 import os
@@ -175,13 +176,36 @@ class OutputDirTest(absltest.TestCase):
     self.assertEqual(record['run'], {'benchmark': 'sinusoid', 'config': config,
                                      'seeds': [0, 1], 'betas': [0.0, 0.5]})
     self.assertIn('git_commit', record['environment'])
-    # Logging settings may change on resume; anything else may not.
+    # Logging settings may change on resume, and a run may be extended;
+    # anything else may not change, and a run may not be shortened.
     runner.record_run(out, 'sinusoid', dict(config, log_every=1), [0, 1], [0.0, 0.5])
+    runner.record_run(out, 'sinusoid', dict(config, num_iterations=6), [0, 1], [0.0, 0.5])
     for args, changed in [((dict(config, num_iterations=5), [0, 1], [0.0, 0.5]),
                            'num_iterations'),
-                          ((config, [0, 1], [0.0, 0.6]), 'betas')]:
+                          ((dict(config, num_iterations=6, algo='maml'), [0, 1], [0.0, 0.5]),
+                           'algo'),
+                          ((dict(config, num_iterations=6), [0, 1], [0.0, 0.6]), 'betas')]:
       with self.assertRaisesRegex(training.ConfigError, f'other settings \\({changed}\\)'):
         runner.record_run(out, 'sinusoid', *args)
+
+  def test_extending_a_finished_run_equals_planning_it_that_long(self):
+    config = sinusoid.Config(algo='maml', num_iterations=4, log_every=2,
+                             checkpoint_every=2, num_test_tasks=3, test_inner_steps=2,
+                             num_test_samples=2)
+    longer = dataclasses.replace(config, num_iterations=6)
+    straight, extended = tempfile.mkdtemp(), tempfile.mkdtemp()
+    sinusoid.train_and_evaluate(longer, [0], [0.0], straight, eval_every=2)
+    sinusoid.train_and_evaluate(config, [0], [0.0], extended, eval_every=2)
+    sinusoid.train_and_evaluate(longer, [0], [0.0], extended, eval_every=2)
+    read = lambda out, name: open(os.path.join(out, name)).read()
+    self.assertEqual(read(extended, 'results.json'), read(straight, 'results.json'))
+    rows = lambda out: [{k: v for k, v in json.loads(line).items() if k != 'steps_per_second'}
+                        for line in read(out, 'metrics.jsonl').splitlines()]
+    self.assertEqual(rows(extended), rows(straight))
+    scored = [row['step'] for row in rows(straight) if any(k.startswith('eval/') for k in row)]
+    self.assertEqual(scored, [2, 4, 6])
+    with self.assertRaisesRegex(training.ConfigError, 'other settings \\(num_iterations\\)'):
+      sinusoid.train_and_evaluate(config, [0], [0.0], extended)
 
   def test_different_flags_are_refused_unless_overwrite(self):
     out = tempfile.mkdtemp()

@@ -1,6 +1,6 @@
 """NME Omniglot 20-way 1-/5-shot (paper Tables 4-5, Fig. 10): models, protocols, scoring.
 
-Methods (paper_facts 2(c)):
+Methods (paper Sec. 6.3, App. A.5.2):
   maml       Finn's conv4 on the 28x28 image: 4 x [conv3x3/s2 SAME, BN (batch
              statistics, offset only), ReLU] -> spatial mean -> Dense(N),
              every weight but the BN offsets adapted (G9), second order (G8)
@@ -55,11 +55,13 @@ from mr_meta.tasks import omniglot as tasks
 # adapted) and an adapted predictor:
 #   'dense_latent': conv32/s2 -> conv48/s2 -> maxpool -> conv64/s2 ->
 #       Dense(196) as a 14x14x1 latent -> Finn's conv4 with stride 1 (the
-#       paper's "similar to pose, 14x14 latent", as paper_facts infers it);
-#   'finn_blocks1' / 'finn_blocks2': Finn's conv4 itself, its first 1 / 2
-#       blocks mean-field (a 14x14 / 7x7 latent of num_filters channels), the
-#       rest adapted; a MAML step's cost instead of ~7x.
-MR_ENCODERS = {'dense_latent': None, 'finn_blocks1': 1, 'finn_blocks2': 2}
+#       paper's "similar to pose, 14x14 latent", as we infer it);
+#   'finn_blocksN': Finn's conv4 itself, its first N blocks mean-field (N = 1,
+#       2: a 14x14 / 7x7 latent of num_filters channels), the rest adapted; a
+#       MAML step's cost instead of ~7x. N = 4 adapts only the Dense head, so a
+#       label lookup must be stored in the KL-regularized blocks.
+MR_ENCODERS = {'dense_latent': None, 'finn_blocks1': 1, 'finn_blocks2': 2,
+               'finn_blocks3': 3, 'finn_blocks4': 4}
 
 # Fixed task streams, identical for every method, seed and beta.
 EVAL_TASKS_SEED = 1        # FINN's test seed
@@ -70,7 +72,7 @@ MAX_WAYS = tasks.NUM_CLASSES - tasks.NUM_TRAIN_CLASSES  # 423 meta-test characte
 
 @dataclasses.dataclass(frozen=True)
 class MethodDefaults:
-  """Per-method settings; FINN's 20-way values (paper_facts 2(c)) where the paper is silent."""
+  """Per-method settings; FINN's 20-way values where the paper is silent."""
   meta_lr: float = 1e-3
   beta: float = 0.0
   rho_init: float = -20.0   # pose maml_bbb's VAR (G6); MR-MAML's Omniglot value is unknown

@@ -1,6 +1,6 @@
 """The pose-regression benchmark (paper Tables 2-3, Fig. 2): models, protocols, scoring.
 
-Methods (paper_facts 2(b) and 1.7):
+Methods (paper Sec. 6.2, App. A.5.1):
   maml       every weight adapted (encoder included), TF-contrib AdamW (G12, G13)
   mr_maml_w  mean-field conv encoder -> 14x14 latent -> adapted 4-conv predictor
   cnp, mr_cnp_w, mr_cnp_a, cnp_wd, cnp_bbb   the CNP family of Table 3
@@ -32,7 +32,7 @@ METER_TASKS_SEED = 2
 
 @dataclasses.dataclass(frozen=True)
 class MethodDefaults:
-  """The reference scripts' settings (paper_facts 2(b))."""
+  """The reference scripts' settings (`pose_code/*.py`)."""
   family: str               # 'maml' or 'cnp'
   num_iterations: int
   meta_lr: float

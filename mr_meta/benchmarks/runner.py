@@ -57,6 +57,19 @@ def restore_states(output_dir: str, learner: objective.MetaLearner,
 
 # Settings that change no number: a resumed run may change them.
 RESUMABLE_SETTINGS = ('log_every', 'checkpoint_every', 'keep_checkpoints')
+# A run may be extended: step t's draws depend only on (seed, t) and no
+# schedule depends on the total, so training on from a finished run equals a
+# run planned that long. Shortening would report the longer run's results.
+EXTENDABLE_SETTING = 'num_iterations'
+
+
+def _extends(before, after) -> bool:
+  if before == after:
+    return True
+  try:
+    return after > before
+  except TypeError:  # a run recorded before the setting existed, or None
+    return False
 
 
 def record_run(output_dir: str, benchmark: str, config_record: dict,
@@ -65,7 +78,8 @@ def record_run(output_dir: str, benchmark: str, config_record: dict,
 
   Whatever a binary wrote there (its flags) stays. Every caller, binary or
   not, gets the resolved config, the population and the environment, and a
-  directory holding a run with other settings is refused.
+  directory holding a run with other settings is refused; more iterations
+  than before extend the run.
   """
   run = json.loads(json.dumps(
       {'benchmark': benchmark, 'config': config_record, 'seeds': [int(s) for s in seeds],
@@ -77,10 +91,13 @@ def record_run(output_dir: str, benchmark: str, config_record: dict,
       record = json.load(f)
   previous = record.get('run')
   if previous is not None:
+    before, after = (r['config'].get(EXTENDABLE_SETTING) for r in (previous, run))
     changed = sorted(
         [k for k in set(previous['config']) | set(run['config'])
-         if k not in RESUMABLE_SETTINGS and previous['config'].get(k) != run['config'].get(k)]
-        + [k for k in ('benchmark', 'seeds', 'betas') if previous[k] != run[k]])
+         if k not in (*RESUMABLE_SETTINGS, EXTENDABLE_SETTING)
+         and previous['config'].get(k) != run['config'].get(k)]
+        + [k for k in ('benchmark', 'seeds', 'betas') if previous[k] != run[k]]
+        + ([EXTENDABLE_SETTING] if not _extends(before, after) else []))
     if changed:
       raise training.ConfigError(
           f'{output_dir} holds a run with other settings ({", ".join(changed)}); '

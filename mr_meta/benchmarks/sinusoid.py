@@ -25,7 +25,7 @@ METER_TASKS_SEED = 20200102
 
 @dataclasses.dataclass(frozen=True)
 class MethodDefaults:
-  """Settings of the reference notebooks (paper_facts 2(a) and 1.7)."""
+  """Settings of the reference notebooks (MR_MAML.ipynb, MR_CNP.ipynb)."""
   num_iterations: int
   beta: float
   rho_init: float = -3.0

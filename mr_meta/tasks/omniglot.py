@@ -2,7 +2,7 @@
 
 Data: all 1623 characters x 20 drawers, background characters (964) first,
 then evaluation characters (659), in file (= global character id) order.
-Images follow the classic MAML recipe (paper_facts 2(c)): PIL
+Images follow the classic MAML recipe (FINN's data code): PIL
 `resize((28, 28), LANCZOS)` of the 1-bit image, which Pillow performs as
 NEAREST for mode '1', then x = 1 - png / 255, so ink = 1. No rotation
 augmentation (G21).

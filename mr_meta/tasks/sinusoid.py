@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from mr_meta.objective import Task
 
 NUM_AMPLITUDES = 20
-# The reference code samples randint(0, K_amp - 5) = 0..15 (paper_facts G1).
+# The reference code samples randint(0, K_amp - 5) = 0..15 (docs/reference_code.md, G1).
 NUM_TRAIN_AMPLITUDES = 16
 AMPLITUDES = jnp.linspace(0.1, 4.0, NUM_AMPLITUDES)
 INPUT_RANGE = 5.0
