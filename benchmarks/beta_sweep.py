@@ -12,7 +12,7 @@ from absl import flags
 import jax
 
 from mr_meta import training
-from mr_meta.benchmarks import sinusoid
+from mr_meta.suites import sinusoid
 
 _STEPS = flags.DEFINE_integer('steps', 10_000, 'Meta-training steps per run.')
 _ALGOS = flags.DEFINE_list('algos', ['maml', 'mr_maml_w', 'mr_cnp_w'], 'Methods.')

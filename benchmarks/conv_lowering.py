@@ -20,7 +20,7 @@ from benchmarks import timing
 from mr_meta import conv_networks
 from mr_meta import objective
 from mr_meta import provenance
-from mr_meta.benchmarks import pose
+from mr_meta.suites import pose
 from mr_meta.tasks import pose as pose_tasks
 
 _ALGOS = flags.DEFINE_list('algos', ['mr_maml_w', 'maml', 'cnp'], 'Pose methods to time.')

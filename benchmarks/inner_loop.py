@@ -8,7 +8,7 @@ from absl import app
 from absl import flags
 
 from benchmarks import timing
-from mr_meta.benchmarks import sinusoid
+from mr_meta.suites import sinusoid
 
 _REPEATS = flags.DEFINE_integer('repeats', 7, 'Timed repetitions per variant.')
 _STEPS = flags.DEFINE_integer('steps', 200, 'Train steps per timed repetition.')

@@ -12,7 +12,7 @@ from absl import flags
 from benchmarks import timing
 from mr_meta import provenance
 from mr_meta import training
-from mr_meta.benchmarks import sinusoid
+from mr_meta.suites import sinusoid
 
 _REPEATS = flags.DEFINE_integer('repeats', 9, 'Timed repetitions per variant.')
 _STEPS = flags.DEFINE_integer('steps', 2000, 'Train steps per timed repetition.')

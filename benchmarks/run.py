@@ -81,7 +81,7 @@ class JaxWorkload(NamedTuple):
 
 
 def _sinusoid(algo, meta_batch_size=1, prng_impl=training.PRNG_IMPLS[0]):
-  from mr_meta.benchmarks import sinusoid
+  from mr_meta.suites import sinusoid
   training.use_prng_impl(prng_impl)  # this worker process only
   config = sinusoid.Config(algo=algo, meta_batch_size=meta_batch_size)
   return JaxWorkload(sinusoid.build_learner(config), sinusoid.build_optimizer(config),
@@ -90,7 +90,7 @@ def _sinusoid(algo, meta_batch_size=1, prng_impl=training.PRNG_IMPLS[0]):
 
 
 def _omniglot(algo, task_map_batch=None):
-  from mr_meta.benchmarks import omniglot
+  from mr_meta.suites import omniglot
   config = omniglot.Config(algo=algo, protocol='full', num_shots=1, num_ways=20)
   data, _ = omniglot.load_task_data(config)
   learner = dataclasses.replace(omniglot.build_learner(config),
@@ -101,12 +101,12 @@ def _omniglot(algo, task_map_batch=None):
 
 
 def _pose_config(algo):
-  from mr_meta.benchmarks import pose
+  from mr_meta.suites import pose
   return pose.Config(algo=algo, protocol=_POSE_PROTOCOL.value)
 
 
 def _pose(algo):
-  from mr_meta.benchmarks import pose
+  from mr_meta.suites import pose
   from mr_meta.tasks import pose as pose_tasks
   config = _pose_config(algo)
   settings = config.resolved()
@@ -364,7 +364,7 @@ def beta_sweep_section(steps: int) -> tuple[list[str], float]:
   """The section's lines, and the sweep's wall time over one run's."""
   # Imported here: beta_sweep's own flags have no place in this binary's --help.
   from benchmarks import beta_sweep
-  from mr_meta.benchmarks import sinusoid
+  from mr_meta.suites import sinusoid
   t = beta_sweep.sweep_timings(sinusoid.Config(algo='maml'), steps)
   return [
       '', '## 8-beta vmapped sweep (one jitted program) vs one run vs 8 runs', '',

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from mr_meta import training
-from mr_meta.benchmarks import sinusoid
+from mr_meta.suites import sinusoid
 
 
 def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:

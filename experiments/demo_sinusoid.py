@@ -20,7 +20,7 @@ from experiments import common
 from mr_meta import objective
 from mr_meta import plotting
 from mr_meta import training
-from mr_meta.benchmarks import sinusoid
+from mr_meta.suites import sinusoid
 from mr_meta.tasks import sinusoid as sinusoid_tasks
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'runs/demo', 'Where outputs go.')

@@ -20,7 +20,7 @@ from absl import flags
 from absl import logging
 
 from experiments import common
-from mr_meta.benchmarks import omniglot
+from mr_meta.suites import omniglot
 
 _ALGO = flags.DEFINE_enum('algo', 'mr_maml_w', sorted(omniglot.METHODS), 'Method.')
 _PROTOCOL = flags.DEFINE_enum(

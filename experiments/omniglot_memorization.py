@@ -31,7 +31,7 @@ import numpy as np
 from experiments import common
 from mr_meta import plotting
 from mr_meta import provenance
-from mr_meta.benchmarks import omniglot
+from mr_meta.suites import omniglot
 
 # (name, label, algo, NME tasks)
 ARMS = (('maml_nme', 'MAML, NME', 'maml', True),

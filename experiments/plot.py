@@ -17,7 +17,7 @@ from absl import app
 from absl import flags
 
 from experiments import common
-from mr_meta.benchmarks import figures
+from mr_meta.suites import figures
 
 _RUN_DIRS = flags.DEFINE_list('run_dirs', None, 'Output directories of benchmark runs.',
                               required=True)

@@ -14,7 +14,7 @@ from absl import flags
 from absl import logging
 
 from experiments import common
-from mr_meta.benchmarks import pose
+from mr_meta.suites import pose
 
 _ALGO = flags.DEFINE_enum('algo', 'mr_maml_w', sorted(pose.METHODS), 'Method.')
 _PROTOCOL = flags.DEFINE_enum(

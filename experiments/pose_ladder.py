@@ -21,8 +21,8 @@ from experiments import common
 from mr_meta import metric_writers
 from mr_meta import plotting
 from mr_meta import provenance
-from mr_meta.benchmarks import pose
-from mr_meta.benchmarks import runner
+from mr_meta.suites import pose
+from mr_meta.suites import runner
 from mr_meta.tasks import pose as tasks
 
 # name -> pose.Config overrides. Iterations differ per method: MAML's adapted

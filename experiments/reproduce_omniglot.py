@@ -21,7 +21,7 @@ import numpy as np
 
 from experiments import common
 from mr_meta import provenance
-from mr_meta.benchmarks import omniglot
+from mr_meta.suites import omniglot
 
 # The default rows fit about an hour on 2 CPU cores; MR-MAML(W)'s stride-1
 # predictor costs ~7x MAML's step, hence its single seed.

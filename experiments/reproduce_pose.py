@@ -22,7 +22,7 @@ import numpy as np
 from experiments import common
 from mr_meta import plotting
 from mr_meta import provenance
-from mr_meta.benchmarks import pose
+from mr_meta.suites import pose
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'results', 'Where the table goes.')
 _PROTOCOL = flags.DEFINE_enum('protocol', 'cpu', sorted(pose.PROTOCOLS), 'Problem size.')

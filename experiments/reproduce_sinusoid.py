@@ -22,8 +22,8 @@ import numpy as np
 
 from experiments import common
 from mr_meta import provenance
-from mr_meta.benchmarks import sinusoid
-from mr_meta.benchmarks import sinusoid_figures
+from mr_meta.suites import sinusoid
+from mr_meta.suites import sinusoid_figures
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'results', 'Where the table goes.')
 _NUM_SEEDS = flags.DEFINE_integer('num_seeds', 5, 'Seeds per method (0..n-1).')

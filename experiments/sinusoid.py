@@ -11,7 +11,7 @@ from absl import flags
 from absl import logging
 
 from experiments import common
-from mr_meta.benchmarks import sinusoid
+from mr_meta.suites import sinusoid
 
 _ALGO = flags.DEFINE_enum('algo', 'mr_maml_w', sorted(sinusoid.METHODS), 'Method.')
 _EVAL_SPLIT = flags.DEFINE_enum(

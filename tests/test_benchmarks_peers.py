@@ -19,7 +19,7 @@ from benchmarks import run
 from mr_meta import gaussian
 from mr_meta import objective
 from mr_meta import stochastic_weights
-from mr_meta.benchmarks import pose
+from mr_meta.suites import pose
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS_PYTHON = os.path.join(REPO, '.venv-peers', 'bin', 'python')

@@ -16,7 +16,7 @@ import numpy as np
 from mr_meta import adaptation
 from mr_meta import objective
 from mr_meta import training
-from mr_meta.benchmarks import omniglot
+from mr_meta.suites import omniglot
 from mr_meta.tasks import omniglot as tasks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

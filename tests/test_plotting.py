@@ -1,4 +1,4 @@
-"""Figures of every suite's output directories (mr_meta.benchmarks.figures, experiments/plot.py).
+"""Figures of every suite's output directories (mr_meta.suites.figures, experiments/plot.py).
 
 Each suite trains a tiny population in-process (the tiny protocols and fake
 data of tests/test_pose.py and tests/test_omniglot.py), once for the class.
@@ -14,11 +14,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from mr_meta import plotting
-from mr_meta.benchmarks import figures
-from mr_meta.benchmarks import omniglot
-from mr_meta.benchmarks import pose
-from mr_meta.benchmarks import sinusoid
-from mr_meta.benchmarks import sinusoid_figures
+from mr_meta.suites import figures
+from mr_meta.suites import omniglot
+from mr_meta.suites import pose
+from mr_meta.suites import sinusoid
+from mr_meta.suites import sinusoid_figures
 # Helpers of the suites' own tests (tests/ is on sys.path under pytest and absltest).
 import test_omniglot as omniglot_test  # pylint: disable=g-bad-import-order
 import test_pose as pose_test  # pylint: disable=g-bad-import-order

@@ -17,7 +17,7 @@ from mr_meta import adaptation
 from mr_meta import conv_networks
 from mr_meta import maml
 from mr_meta import objective
-from mr_meta.benchmarks import pose
+from mr_meta.suites import pose
 from mr_meta.tasks import pose as tasks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -16,8 +16,8 @@ import chex
 from tensorboardX.proto import event_pb2
 
 from mr_meta import training
-from mr_meta.benchmarks import runner
-from mr_meta.benchmarks import sinusoid
+from mr_meta.suites import runner
+from mr_meta.suites import sinusoid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVAL_FLAGS = ['--num_test_tasks=3', '--test_inner_steps=2', '--num_test_samples=2']

@@ -85,7 +85,7 @@ class ScriptsTest(absltest.TestCase):
     # In-process on recorded results: training is covered by the Omniglot tests.
     from absl import app  # pylint: disable=g-import-not-at-top
     from experiments import omniglot_memorization as memo  # pylint: disable=g-import-not-at-top
-    from mr_meta.benchmarks import omniglot  # pylint: disable=g-import-not-at-top
+    from mr_meta.suites import omniglot  # pylint: disable=g-import-not-at-top
     runs_dir, rows = tempfile.mkdtemp(), []
     for k in (1, 2):
       arms = {}

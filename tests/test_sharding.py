@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECK = textwrap.dedent('''
     import jax, numpy as np
     from mr_meta import sharding, training
-    from mr_meta.benchmarks import sinusoid
+    from mr_meta.suites import sinusoid
     assert jax.device_count() == 4, jax.devices()
     config = sinusoid.Config(algo='mr_maml_w', meta_batch_size=8, train_inner_steps=2)
     learner, optimizer = sinusoid.build_learner(config), sinusoid.build_optimizer(config)
@@ -57,7 +57,7 @@ HOST = textwrap.dedent('''
                                  num_processes=2, process_id=process_id)
     import numpy as np
     from mr_meta import sharding, training
-    from mr_meta.benchmarks import sinusoid
+    from mr_meta.suites import sinusoid
     config = sinusoid.Config(algo='maml', meta_batch_size=4)
     learner, optimizer = sinusoid.build_learner(config), sinusoid.build_optimizer(config)
     keys, betas = training.make_population([0], [0.0])

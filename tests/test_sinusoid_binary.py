@@ -13,7 +13,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from experiments import common
-from mr_meta.benchmarks import sinusoid
+from mr_meta.suites import sinusoid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FLAGS = ['--num_iterations=4', '--log_every=2', '--test_inner_steps=2',

@@ -35,7 +35,7 @@ Models (those of mr_meta):
             support + 20 query images 28x28x1; loss 20 * mean cross-entropy;
             inner lr 0.1. The batch-norm offsets are meta-learned but NOT
             adapted in the inner loop, in both implementations (see BNOffsets).
-  pose      MR-MAML(W) of the pose benchmark (mr_meta/benchmarks/pose.py): a
+  pose      MR-MAML(W) of the pose benchmark (mr_meta/suites/pose.py): a
             non-adapted encoder with mean-field Gaussian kernels (one weight
             sample per meta-batch, shared by every task; see MeanFieldEncoder)
             from S x S x 1 images to a 14 x 14 x 1 latent, then the adapted

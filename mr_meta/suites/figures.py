@@ -31,10 +31,10 @@ from mr_meta import metric_writers
 from mr_meta import objective
 from mr_meta import plotting
 from mr_meta import training
-from mr_meta.benchmarks import omniglot
-from mr_meta.benchmarks import pose
-from mr_meta.benchmarks import runner
-from mr_meta.benchmarks import sinusoid
+from mr_meta.suites import omniglot
+from mr_meta.suites import pose
+from mr_meta.suites import runner
+from mr_meta.suites import sinusoid
 from mr_meta.tasks import pose as pose_tasks
 
 CONFIGS = {'sinusoid': sinusoid.Config, 'pose': pose.Config, 'omniglot': omniglot.Config}
@@ -257,7 +257,7 @@ def make_figures(run_dirs: Sequence[str], output_dir: str, prefix: str = '',
                  load_pose_data_fn: Callable[[Run], pose_tasks.PoseArrays] = load_pose_data
                  ) -> list[str]:
   """Every figure of the output directories `run_dirs`; returns the PNGs written."""
-  from mr_meta.benchmarks import sinusoid_figures  # pylint: disable=g-import-not-at-top,import-outside-toplevel  # it imports this module
+  from mr_meta.suites import sinusoid_figures  # pylint: disable=g-import-not-at-top,import-outside-toplevel  # it imports this module
   os.makedirs(output_dir, exist_ok=True)
   by_benchmark = collections.defaultdict(list)
   for directory in run_dirs:

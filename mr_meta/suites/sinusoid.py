@@ -13,7 +13,7 @@ from mr_meta import objective
 from mr_meta import optimizers
 from mr_meta import stochastic_weights
 from mr_meta import training
-from mr_meta.benchmarks import runner
+from mr_meta.suites import runner
 from mr_meta.tasks import sinusoid as tasks
 
 # Fixed so that every method and seed is scored on the same tasks. Validation

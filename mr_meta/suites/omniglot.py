@@ -48,7 +48,7 @@ from mr_meta import objective
 from mr_meta import optimizers
 from mr_meta import stochastic_weights
 from mr_meta import training
-from mr_meta.benchmarks import runner
+from mr_meta.suites import runner
 from mr_meta.tasks import omniglot as tasks
 
 # MR-MAML(W)'s split of the network into a mean-field encoder (KL, not

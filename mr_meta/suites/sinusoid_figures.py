@@ -11,8 +11,8 @@ import numpy as np
 from mr_meta import objective
 from mr_meta import plotting
 from mr_meta import training
-from mr_meta.benchmarks import figures
-from mr_meta.benchmarks import sinusoid
+from mr_meta.suites import figures
+from mr_meta.suites import sinusoid
 from mr_meta.tasks import sinusoid as sinusoid_tasks
 
 NUM_PANELS = 3

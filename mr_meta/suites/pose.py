@@ -21,7 +21,7 @@ from mr_meta import maml
 from mr_meta import objective
 from mr_meta import optimizers
 from mr_meta import training
-from mr_meta.benchmarks import runner
+from mr_meta.suites import runner
 from mr_meta.tasks import pose as tasks
 from mr_meta.tasks import pose_data
 
