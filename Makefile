@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 # Two workers: most tests are compile-bound and single-threaded (tests/conftest.py).
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --dist worksteal tests
 
 reproduce-sinusoid: $(STAMP)
 	$(PY) -m experiments.reproduce_sinusoid --output_dir=results
