@@ -5,6 +5,7 @@ the pytree passed as `params` is adapted; whatever `loss_fn` closes over (an
 encoder's features, BN offsets, the weights of MR-MAML(W)) stays fixed in the
 inner loop but still receives exact meta-gradients through it.
 """
+import dataclasses
 from typing import Any, Callable
 
 import flax.traverse_util
@@ -30,6 +31,23 @@ def split_adapted(params: Params) -> tuple[dict, dict]:
 
 def merge_adapted(adapted: dict, fixed: dict) -> Params:
   return flax.traverse_util.unflatten_dict({**adapted, **fixed})
+
+
+@dataclasses.dataclass(frozen=True)
+class InnerLoop:
+  """A MAML learner's inner-loop settings (Eq. 1, applied train_steps or test_steps times).
+
+  test_max_grad_norm clips the meta-test inner gradients to this global norm
+  (None: plain SGD, as in training); use_scan runs the steps under `lax.scan`
+  instead of unrolled; rematerialize `jax.checkpoint`s each step.
+  """
+  learning_rate: float
+  train_steps: int
+  test_steps: int
+  first_order: bool = False
+  use_scan: bool = True
+  rematerialize: bool = False
+  test_max_grad_norm: float | None = None
 
 
 def adapt(loss_fn: Callable[[Params, Batch], jax.Array], params: Params,

@@ -10,9 +10,11 @@ from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import numpy as np
 
+from mr_meta import adaptation
 from mr_meta import bottleneck
 from mr_meta import cnp
 from mr_meta import conv_networks
+from mr_meta import encoders
 from mr_meta import maml
 from mr_meta import networks
 from mr_meta import objective
@@ -29,14 +31,15 @@ def _tasks(seed, num_tasks=2, n=4, side=6, dtype=np.float64):
       rng.normal(size=shape), rng.normal(size=(num_tasks, n, 2)))))
 
 
-def _conv_learner(dtype=np.float64, **learner_kwargs):
+def _conv_learner(dtype=np.float64, **inner_loop_kwargs):
   encoder = conv_networks.ConvBlocks(num_filters=3, num_blocks=1)
   predictor = conv_networks.ConvPredictor(2, num_filters=3, num_blocks=2, strides=2,
                                           latent_shape=None)
   learner = maml.maml_learner(
-      'mr_maml_w', predictor, jnp.zeros((4, 6, 6, 1), dtype), inner_lr=INNER_LR,
-      train_inner_steps=INNER_STEPS, test_inner_steps=INNER_STEPS, encoder=encoder,
-      encoder_kind='weights', rho_init=-3.0, use_scan=False, **learner_kwargs)
+      'mr_maml_w', predictor, jnp.zeros((4, 6, 6, 1), dtype),
+      inner_loop=adaptation.InnerLoop(INNER_LR, INNER_STEPS, INNER_STEPS, use_scan=False,
+                                      **inner_loop_kwargs),
+      encoder=encoders.RegularizedEncoder(encoder, 'weights', -3.0))
   params = jax.tree.map(lambda p: jnp.asarray(p, dtype), learner.init(jax.random.PRNGKey(0)))
   # Non-zero BN offsets, so that adapting them by mistake would change the output.
   params = jax.tree_util.tree_map_with_path(
@@ -130,9 +133,10 @@ class MamlLearnerTest(absltest.TestCase):
     no_steps = maml.maml_learner(
         'mr_maml_w', conv_networks.ConvPredictor(2, num_filters=3, num_blocks=2, strides=2,
                                                  latent_shape=None),
-        jnp.zeros((4, 6, 6, 1)), inner_lr=INNER_LR, train_inner_steps=INNER_STEPS,
-        test_inner_steps=0, encoder=conv_networks.ConvBlocks(num_filters=3, num_blocks=1),
-        encoder_kind='weights', rho_init=-3.0, use_scan=False)
+        jnp.zeros((4, 6, 6, 1)),
+        inner_loop=adaptation.InnerLoop(INNER_LR, INNER_STEPS, 0, use_scan=False),
+        encoder=encoders.RegularizedEncoder(
+            conv_networks.ConvBlocks(num_filters=3, num_blocks=1), 'weights', -3.0))
     np.testing.assert_allclose(predict(frozen), predict(no_steps), atol=1e-6)
     self.assertGreater(float(jnp.max(jnp.abs(predict(plain) - predict(no_steps)))), 1e-3)
     # A bound no gradient reaches changes nothing, and training never clips.
@@ -170,9 +174,10 @@ class ActivationKLTest(absltest.TestCase):
 
   def test_mr_maml_a_kl_is_on_query_encodings(self):
     self._assert_kl_on(maml.maml_learner(
-        'mr_maml_a', networks.MLP((8, 1)), self.task.support_x, inner_lr=0.01,
-        train_inner_steps=1, test_inner_steps=1, encoder=self.encoder,
-        encoder_kind='activations', activation_kl_dims='sum'), 'encoder', 'query')
+        'mr_maml_a', networks.MLP((8, 1)), self.task.support_x,
+        inner_loop=adaptation.InnerLoop(0.01, 1, 1),
+        encoder=encoders.RegularizedEncoder(self.encoder, 'activations'),
+        activation_kl_dims='sum'), 'encoder', 'query')
 
   def test_mr_cnp_a_kl_is_on_context_encodings(self):
     self._assert_kl_on(cnp.cnp_learner(

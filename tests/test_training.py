@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from mr_meta import adaptation
+from mr_meta import encoders
 from mr_meta import maml
 from mr_meta import networks
 from mr_meta import objective
@@ -31,9 +33,9 @@ def sample_tasks(key):
 def _mr_maml_w():
   """A tiny MR-MAML(W): mean-field encoder (so beta matters), adapted head."""
   return maml.maml_learner(
-      'mr_maml_w', networks.MLP((8, 1)), jnp.zeros((NUM_SHOTS, 1)), inner_lr=0.1,
-      train_inner_steps=1, test_inner_steps=1, encoder=networks.MLP((4,)),
-      encoder_kind='weights', rho_init=-5.0)
+      'mr_maml_w', networks.MLP((8, 1)), jnp.zeros((NUM_SHOTS, 1)),
+      inner_loop=adaptation.InnerLoop(0.1, 1, 1),
+      encoder=encoders.RegularizedEncoder(networks.MLP((4,)), 'weights', -5.0))
 
 
 def _train(betas, num_steps, states=None, log_every=10):

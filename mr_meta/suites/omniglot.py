@@ -42,7 +42,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mr_meta import adaptation
 from mr_meta import conv_networks
+from mr_meta import encoders
 from mr_meta import maml
 from mr_meta import objective
 from mr_meta import optimizers
@@ -263,17 +265,18 @@ def build_learner(config: Config, test_inner_steps: int | None = None
     predictor = conv_networks.ConvPredictor(ways, num_filters=filters, strides=2,
                                             latent_shape=None)
     encoder, kind = None, 'none'
-  mr_settings = {'rho_init': settings['rho_init']} if encoder is not None else {}
   learner = maml.maml_learner(
-      config.algo, predictor, example_x, inner_lr=config.inner_lr,
-      train_inner_steps=config.train_inner_steps,
-      test_inner_steps=(config.test_inner_steps if test_inner_steps is None
-                        else test_inner_steps),
-      encoder=encoder, encoder_kind=kind, **mr_settings,
-      first_order=settings['first_order'], loss_fn=finn_xent,
-      # Unrolled inner steps: ~10% faster second-order steps on CPU than
-      # lax.scan for ~5 s more compile (measured; no gain on pose or sinusoid).
-      use_scan=False)
+      config.algo, predictor, example_x,
+      inner_loop=adaptation.InnerLoop(
+          config.inner_lr, config.train_inner_steps,
+          config.test_inner_steps if test_inner_steps is None else test_inner_steps,
+          first_order=settings['first_order'],
+          # Unrolled inner steps: ~10% faster second-order steps on CPU than
+          # lax.scan for ~5 s more compile (measured; no gain on pose or sinusoid).
+          use_scan=False),
+      encoder=(encoders.RegularizedEncoder() if encoder is None else
+               encoders.RegularizedEncoder(encoder, kind, settings['rho_init'])),
+      loss_fn=finn_xent)
   if settings['taml_weight'] > 0:
     unadapted = learner if test_inner_steps == 0 else build_learner(config, 0)
     learner = with_entropy_reward(learner, unadapted, settings['taml_weight'])

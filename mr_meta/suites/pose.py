@@ -14,9 +14,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mr_meta import adaptation
 from mr_meta import bottleneck
 from mr_meta import cnp
 from mr_meta import conv_networks
+from mr_meta import encoders
 from mr_meta import maml
 from mr_meta import objective
 from mr_meta import optimizers
@@ -171,10 +173,12 @@ def build_learner(config: Config) -> objective.MetaLearner:
                                     output_activation=True), predictor)
       encoder, kind = None, 'none'
     return maml.maml_learner(
-        algo, predictor, example_x, inner_lr=config.inner_lr,
-        train_inner_steps=settings['train_inner_steps'],
-        test_inner_steps=config.test_inner_steps, encoder=encoder, encoder_kind=kind,
-        rho_init=settings['rho_init'], first_order=config.first_order, loss_fn=maml.mse)
+        algo, predictor, example_x,
+        inner_loop=adaptation.InnerLoop(config.inner_lr, settings['train_inner_steps'],
+                                        config.test_inner_steps,
+                                        first_order=config.first_order),
+        encoder=encoders.RegularizedEncoder(encoder, kind, settings['rho_init']),
+        loss_fn=maml.mse)
   glorot = nn.initializers.glorot_uniform()
   # (x-encoder output dim, r dim, z dim, encoder kind) of np_vanilla / np_bbb / np_ib.
   width, r_dim, z_dim, kind = {

@@ -5,8 +5,10 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from mr_meta import adaptation
 from mr_meta import bottleneck
 from mr_meta import cnp
+from mr_meta import encoders
 from mr_meta import maml
 from mr_meta import networks
 from mr_meta import objective
@@ -149,12 +151,13 @@ def build_learner(config: Config) -> objective.MetaLearner:
         'mr_maml_a': (bottleneck.BottleneckEncoder((80,), 5), 'activations'),
     }[algo]
     return maml.maml_learner(
-        algo, networks.MLP((40, 40, 1)), example_x, inner_lr=config.inner_lr,
-        train_inner_steps=config.train_inner_steps,
-        test_inner_steps=config.test_inner_steps, encoder=encoder,
-        encoder_kind=kind, rho_init=config.rho, activation_kl_dims='mean',
-        first_order=config.first_order, use_scan=config.inner_loop_scan,
-        test_max_grad_norm=config.test_max_grad_norm)
+        algo, networks.MLP((40, 40, 1)), example_x,
+        inner_loop=adaptation.InnerLoop(
+            config.inner_lr, config.train_inner_steps, config.test_inner_steps,
+            first_order=config.first_order, use_scan=config.inner_loop_scan,
+            test_max_grad_norm=config.test_max_grad_norm),
+        encoder=encoders.RegularizedEncoder(encoder, kind, config.rho),
+        activation_kl_dims='mean')
   x_encoder, kind = {
       'cnp': (None, 'none'),
       'mr_cnp_w': (networks.MLP((100, 5)), 'weights'),
