@@ -17,6 +17,7 @@ from mr_meta import data_files
 from mr_meta import provenance
 from mr_meta import sharding
 from mr_meta import training
+from mr_meta.suites import runner
 
 # Flags that change no number: a run may resume under other values of these.
 RESUMABLE_FLAGS = ('output_dir', 'overwrite', 'log_every', 'checkpoint_every',
@@ -171,10 +172,12 @@ def prepare_output_dir(output_dir: str, run: dict, overwrite: bool) -> None:
     with open(path) as f:
       record = json.load(f)
     previous = record.get('flags') or {}
-    before, after = previous.get('num_iterations'), run.get('num_iterations')
+    # None is the suite's default count, settled by runner.record_run.
+    steps = runner.EXTENDABLE_SETTING
+    before, after = previous.get(steps), run.get(steps)
     changed = [name for name in changed_flags(previous, run)
-               if name != 'num_iterations' or (before is not None and after is not None
-                                               and after < before)]
+               if name != steps or (before is not None and after is not None
+                                    and after < before)]
     if changed:
       if not overwrite:
         raise app.UsageError(

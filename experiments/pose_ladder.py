@@ -94,9 +94,7 @@ def run(config: pose.Config, run_dir: str, data: tasks.PoseArrays | None) -> dic
     with open(results_path) as f:
       stored = json.load(f)['config']
     # A finished run may be extended (runner.EXTENDABLE_SETTING), not changed.
-    steps = runner.EXTENDABLE_SETTING
-    if ({**stored, steps: None} != {**record, steps: None}
-        or stored[steps] > record[steps]):
+    if runner.changed_settings(stored, record, resumable=()):
       raise app.UsageError(f'{run_dir} holds a run with other settings; remove it or '
                            'choose another --runs_dir.')
   if data is not None:

@@ -72,6 +72,19 @@ def _extends(before, after) -> bool:
     return False
 
 
+def changed_settings(previous: dict, config: dict,
+                     resumable: Sequence[str] = RESUMABLE_SETTINGS) -> list[str]:
+  """Settings of `config` a run recorded with `previous` may not resume under.
+
+  `resumable` settings may differ; EXTENDABLE_SETTING may grow, not shrink.
+  """
+  return sorted(
+      [k for k in set(previous) | set(config)
+       if k not in (*resumable, EXTENDABLE_SETTING) and previous.get(k) != config.get(k)]
+      + ([] if _extends(previous.get(EXTENDABLE_SETTING), config.get(EXTENDABLE_SETTING))
+         else [EXTENDABLE_SETTING]))
+
+
 def record_run(output_dir: str, benchmark: str, config_record: dict,
                seeds: Sequence[int], betas: Sequence[float]) -> None:
   """Puts the run's settings in output_dir/config.json under 'run'.
@@ -91,13 +104,8 @@ def record_run(output_dir: str, benchmark: str, config_record: dict,
       record = json.load(f)
   previous = record.get('run')
   if previous is not None:
-    before, after = (r['config'].get(EXTENDABLE_SETTING) for r in (previous, run))
-    changed = sorted(
-        [k for k in set(previous['config']) | set(run['config'])
-         if k not in (*RESUMABLE_SETTINGS, EXTENDABLE_SETTING)
-         and previous['config'].get(k) != run['config'].get(k)]
-        + [k for k in ('benchmark', 'seeds', 'betas') if previous[k] != run[k]]
-        + ([EXTENDABLE_SETTING] if not _extends(before, after) else []))
+    changed = sorted(changed_settings(previous['config'], run['config'])
+                     + [k for k in ('benchmark', 'seeds', 'betas') if previous[k] != run[k]])
     if changed:
       raise training.ConfigError(
           f'{output_dir} holds a run with other settings ({", ".join(changed)}); '
