@@ -1,4 +1,11 @@
-"""Flag plumbing shared by the experiment binaries: betas, output dirs, summaries."""
+"""The experiment binaries' shared main: flags made from a suite's Config, output dirs, summaries.
+
+A suite binary is `define_suite_flags(suite)` and `run_main(suite_main(suite))`:
+each field of suite.Config (and suite.DataConfig) is a flag of the same name,
+type, default and help (`runner.setting`), so a config is written once.
+"""
+import collections.abc
+import dataclasses
 import json
 import logging as std_logging
 import math
@@ -6,6 +13,8 @@ import os
 import shutil
 import signal
 import sys
+import types
+import typing
 from typing import Sequence
 
 from absl import app
@@ -38,8 +47,8 @@ def parse_betas(text: str | None, default: float) -> list[float]:
   return betas
 
 
-def define_population_flags(log_every: int = 500):
-  """--beta (a list is one vmapped sweep), --seed(s), --prng_impl, output dir, devices, logging."""
+def define_population_flags(flag_values: flags.FlagValues = flags.FLAGS):
+  """--beta (a list is one vmapped sweep), --seed(s), --prng_impl, output dir, devices."""
   def valid_beta(text):
     try:
       parse_betas(text, 0.0)
@@ -47,48 +56,98 @@ def define_population_flags(log_every: int = 500):
       return False
     return True
 
-  flags.DEFINE_string(
-      'beta', None, 'KL weight; a comma-separated list trains a vmapped sweep. '
-      "Default: the method's paper value.")
-  flags.DEFINE_integer('seed', 0, 'Seed of the run (every beta of a sweep shares it).')
-  flags.DEFINE_enum('prng_impl', training.PRNG_IMPLS[0], training.PRNG_IMPLS,
-                    "JAX's random generator for every key of the run. threefry2x32 (JAX's "
-                    'default) made the committed tables; philox2x32 makes small steps '
-                    'faster on CPU.')
-  flags.DEFINE_integer(
-      'num_seeds', 1, 'Train seeds seed..seed+n-1 for every beta, all in one vmapped program.')
-  flags.DEFINE_string('output_dir', None, 'Where results.json goes.', required=True)
-  flags.DEFINE_bool('overwrite', False,
-                    'Delete a previous run with different flags in --output_dir.')
-  flags.DEFINE_integer(
-      'num_devices', 1, 'Split every meta-batch across this many devices (0: all); '
-      'after jax.distributed.initialize, all devices of all hosts.')
-  flags.DEFINE_integer('log_every', log_every, 'Steps per jitted chunk and log line.')
-  flags.DEFINE_integer(
-      'eval_every', None, 'Also score the run every n steps (a multiple of --log_every), as '
-      'eval/ rows of metrics.jsonl: a learning curve of the test metrics. Default: at the '
-      'end only.')
-  flags.DEFINE_integer('checkpoint_every', 5000,
-                       'Checkpoint period in steps (taken at chunk ends).')
-  flags.DEFINE_integer('keep_checkpoints', 3, 'Checkpoints kept.')
-  flags.register_validator('num_seeds', lambda n: n >= 1, '--num_seeds must be at least 1.')
-  flags.register_validator(
-      'beta', valid_beta,
-      '--beta must be a comma-separated list of finite non-negative numbers.')
+  define = lambda define_fn, *args, **kwargs: define_fn(*args, flag_values=flag_values,
+                                                        **kwargs)
+  define(flags.DEFINE_string, 'beta', None,
+         'KL weight; a comma-separated list trains a vmapped sweep. '
+         "Default: the method's paper value.")
+  define(flags.DEFINE_integer, 'seed', 0, 'Seed of the run (every beta of a sweep shares it).')
+  define(flags.DEFINE_enum, 'prng_impl', training.PRNG_IMPLS[0], training.PRNG_IMPLS,
+         "JAX's random generator for every key of the run. threefry2x32 (JAX's default) "
+         'made the committed tables; philox2x32 makes small steps faster on CPU.')
+  define(flags.DEFINE_integer, 'num_seeds', 1,
+         'Train seeds seed..seed+n-1 for every beta, all in one vmapped program.')
+  define(flags.DEFINE_string, 'output_dir', None, 'Where results.json goes.', required=True)
+  define(flags.DEFINE_bool, 'overwrite', False,
+         'Delete a previous run with different flags in --output_dir.')
+  define(flags.DEFINE_integer, 'num_devices', 1,
+         'Split every meta-batch across this many devices (0: all); after '
+         'jax.distributed.initialize, all devices of all hosts.')
+  define(flags.DEFINE_integer, 'eval_every', None,
+         'Also score the run every n steps (a multiple of --log_every), as eval/ rows of '
+         'metrics.jsonl: a learning curve of the test metrics. Default: at the end only.')
+  define(flags.register_validator, 'num_seeds', lambda n: n >= 1,
+         '--num_seeds must be at least 1.')
+  define(flags.register_validator, 'beta', valid_beta,
+         '--beta must be a comma-separated list of finite non-negative numbers.')
 
 
-def define_data_flags(content: str):
+def define_data_flags(content: str, flag_values: flags.FlagValues = flags.FLAGS):
   flags.DEFINE_string('data_dir', None, f'Folder holding {content} (default: ../shared/data '
-                      'or $MR_META_DATA_DIR).')
+                      'or $MR_META_DATA_DIR).', flag_values=flag_values)
   flags.DEFINE_string('cache_dir', None, 'Where the prepared dataset is cached (default: '
-                      '$MR_META_CACHE_DIR or data_cache/).')
+                      '$MR_META_CACHE_DIR or data_cache/).', flag_values=flag_values)
 
 
-def logging_settings() -> dict:
-  """The Config fields that the shared flags set."""
-  values = flags.FLAGS
-  return {'log_every': values.log_every, 'checkpoint_every': values.checkpoint_every,
-          'keep_checkpoints': values.keep_checkpoints}
+def _is_sequence(kind) -> bool:
+  return typing.get_origin(kind) in (collections.abc.Sequence, tuple, list)
+
+
+def _define_field_flag(field: dataclasses.Field, hint, flag_values: flags.FlagValues) -> None:
+  help_text, choices = field.metadata.get('help'), field.metadata.get('choices')
+  if help_text is None:
+    raise TypeError(f'Config field {field.name} has no help text: declare it with '
+                    'runner.setting(default, help).')
+  kind = hint
+  if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+    kind, = [t for t in typing.get_args(hint) if t is not type(None)]
+  name, default, where = field.name, field.default, {'flag_values': flag_values}
+  if choices is not None:
+    flags.DEFINE_enum(name, default, choices, help_text, **where)
+  elif kind is bool:
+    flags.DEFINE_bool(name, default, help_text, **where)
+  elif kind is int:
+    flags.DEFINE_integer(name, default, help_text, **where)
+  elif kind is float:
+    flags.DEFINE_float(name, default, help_text, **where)
+  elif kind is str:
+    flags.DEFINE_string(name, default, help_text, **where)
+  elif _is_sequence(kind):
+    flags.DEFINE(IntListParser(), name, list(default), help_text,
+                 serializer=flags.CsvListSerializer(','), **where)
+  else:
+    raise TypeError(f'No flag type for Config field {name}: {hint}.')
+  for alias in field.metadata.get('aliases', ()):
+    flags.DEFINE_alias(alias, name, **where)
+
+
+def config_classes(suite) -> list[type]:
+  """The dataclasses whose fields are `suite`'s flags: Config, and DataConfig if any."""
+  return [cls for cls in (suite.Config, getattr(suite, 'DataConfig', None)) if cls]
+
+
+def define_suite_flags(suite, data_content: str | None = None,
+                       flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Every flag of `suite`'s binary: one per config field, the population's, the data's."""
+  for cls in config_classes(suite):
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+      _define_field_flag(field, hints[field.name], flag_values)
+  define_population_flags(flag_values)
+  if data_content is not None:
+    define_data_flags(data_content, flag_values)
+
+
+def config_from_flags(cls, flag_values: flags.FlagValues = flags.FLAGS):
+  """An instance of the config dataclass `cls` from its flags; a bad value is a UsageError."""
+  hints = typing.get_type_hints(cls)
+  values = {field.name: flag_values[field.name].value for field in dataclasses.fields(cls)}
+  values = {name: tuple(value) if _is_sequence(hints[name]) and value is not None else value
+            for name, value in values.items()}
+  try:
+    return cls(**values)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
 
 
 def population(default_beta: float) -> tuple[list[int], list[float]]:
@@ -116,13 +175,19 @@ def task_mesh(meta_batch_size: int):
   return mesh
 
 
-def run_flags(module_name: str) -> dict:
-  """The flags of the binary `module_name` that determine its numbers."""
+def run_flags(suite) -> dict:
+  """The flags of `suite`'s binary that determine its numbers."""
   values = flags.FLAGS
-  names = [f.name for f in values.get_flags_for_module(module_name)]
+  names = [field.name for cls in config_classes(suite) for field in dataclasses.fields(cls)]
   names += ['beta', 'seed', 'num_seeds', 'num_devices', 'prng_impl']
   return {name: values[name].value for name in sorted(set(names))
           if name not in RESUMABLE_FLAGS}
+
+
+def flag_aliases(suite) -> dict:
+  """{older flag name: its config field}: config.json files may hold the older names."""
+  return {alias: field.name for cls in config_classes(suite)
+          for field in dataclasses.fields(cls) for alias in field.metadata.get('aliases', ())}
 
 
 class IntListParser(flags.ListParser):
@@ -160,18 +225,21 @@ def changed_flags(previous: dict, run: dict) -> list[str]:
                     run[name]))
 
 
-def prepare_output_dir(output_dir: str, run: dict, overwrite: bool) -> None:
+def prepare_output_dir(output_dir: str, run: dict, overwrite: bool,
+                       aliases: dict | None = None) -> None:
   """Refuses to mix runs: an existing run must have the same flags, or --overwrite.
 
   --num_iterations may change: the library's record of the run (config.json's
   'run', kept here) accepts more iterations than before and refuses fewer.
+  `aliases` ({older name: flag}) reads config.json files written under older names.
   """
   path = os.path.join(output_dir, 'config.json')
   record = {}
   if os.path.exists(path):
     with open(path) as f:
       record = json.load(f)
-    previous = record.get('flags') or {}
+    previous = {(aliases or {}).get(name, name): value
+                for name, value in (record.get('flags') or {}).items()}
     # None is the suite's default count, settled by runner.record_run.
     steps = runner.EXTENDABLE_SETTING
     before, after = previous.get(steps), run.get(steps)
@@ -241,6 +309,35 @@ def run_or_exit(train, *args, **kwargs):
     raise SystemExit(f'Stopped: {e}') from None
   except training.ConfigError as e:
     raise SystemExit(f'Error: {e}') from None
+
+
+def suite_main(suite):
+  """The main() of `suite`'s binary: config and data from the flags, train, print results."""
+  def main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    values = flags.FLAGS
+    config = config_from_flags(suite.Config)
+    experiment = suite.experiment(config)
+    seeds, betas = population(experiment.default_beta)
+    prepare_output_dir(values.output_dir, run_flags(suite), values.overwrite,
+                       flag_aliases(suite))
+    data = None
+    if hasattr(suite, 'DataConfig'):
+      try:
+        data, _ = suite.load_task_data(config, config_from_flags(suite.DataConfig),
+                                       values.data_dir, values.cache_dir)
+      except ValueError as e:  # e.g. more support + query views than rendered views
+        raise app.UsageError(str(e)) from None
+      logging.info('%s data: %d training / %d test classes (objects or characters).',
+                   experiment.suite, data.train_images.shape[0], data.test_images.shape[0])
+    logging.info('Training %s for %d steps, betas %s, seeds %s', config.algo,
+                 experiment.num_iterations, sorted(set(betas)), sorted(set(seeds)))
+    mesh = task_mesh(experiment.settings['meta_batch_size'])
+    results, _ = run_or_exit(runner.train_and_evaluate, experiment, seeds, betas, data,
+                             values.output_dir, mesh, values.eval_every)
+    print_results(results, values.num_seeds, experiment.settings.get('eval_split', 'test'))
+  return main
 
 
 def print_results(results: Sequence[dict], num_seeds: int, split: str = 'test') -> None:

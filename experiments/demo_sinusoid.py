@@ -20,6 +20,7 @@ from experiments import common
 from mr_meta import objective
 from mr_meta import plotting
 from mr_meta import training
+from mr_meta.suites import runner
 from mr_meta.suites import sinusoid
 from mr_meta.tasks import sinusoid as sinusoid_tasks
 
@@ -73,8 +74,9 @@ def main(argv):
         algo=algo, notebook_optimizer=notebook_optimizer,
         num_iterations=sinusoid.scaled_iterations(algo, _ITERATION_SCALE.value))
     t0 = time.time()
-    results, states = sinusoid.train_and_evaluate(
-        config, [_SEED.value], [beta], os.path.join(_OUTPUT_DIR.value, name))
+    results, states = runner.train_and_evaluate(
+        sinusoid.experiment(config), [_SEED.value], [beta],
+        output_dir=os.path.join(_OUTPUT_DIR.value, name))
     rows.append((name, results[0], time.time() - t0))
     trained[name] = (sinusoid.build_learner(config),
                      jax.tree.map(lambda x: x[0], states.params), config)

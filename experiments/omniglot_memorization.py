@@ -32,6 +32,7 @@ from experiments import common
 from mr_meta import plotting
 from mr_meta import provenance
 from mr_meta.suites import omniglot
+from mr_meta.suites import runner
 
 # (name, label, algo, NME tasks)
 ARMS = (('maml_nme', 'MAML, NME', 'maml', True),
@@ -72,11 +73,12 @@ def run_arm(config: omniglot.Config, seeds: list[int], run_dir: str):
       return runs, 0.0
     raise app.UsageError(f'{run_dir} holds a run with other settings ({changed}); remove '
                          'it or choose another --runs_dir.')
-  data, _ = omniglot.load_task_data(config, flags.FLAGS.data_dir, flags.FLAGS.cache_dir)
+  data, _ = omniglot.load_task_data(config, omniglot.DataConfig(), flags.FLAGS.data_dir,
+                                    flags.FLAGS.cache_dir)
   t0 = time.time()
   beta = config.default_beta
-  runs, _ = common.run_or_exit(omniglot.train_and_evaluate, config, data, seeds,
-                               [beta] * len(seeds), run_dir)
+  runs, _ = common.run_or_exit(runner.train_and_evaluate, omniglot.experiment(config),
+                               seeds, [beta] * len(seeds), data, run_dir)
   return runs, time.time() - t0
 
 

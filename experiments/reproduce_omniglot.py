@@ -22,6 +22,7 @@ import numpy as np
 from experiments import common
 from mr_meta import provenance
 from mr_meta.suites import omniglot
+from mr_meta.suites import runner
 
 # The default rows fit about an hour on 2 CPU cores; MR-MAML(W)'s stride-1
 # predictor costs ~7x MAML's step, hence its single seed.
@@ -117,8 +118,8 @@ def main(argv):
     shutil.rmtree(_RUNS_DIR.value)
   command = ' '.join(['python -m experiments.reproduce_omniglot'] + sys.argv[1:])
   t_start = time.time()
-  data, manifest = omniglot.load_task_data(omniglot.Config(), flags.FLAGS.data_dir,
-                                           flags.FLAGS.cache_dir)
+  data, manifest = omniglot.load_task_data(omniglot.Config(), omniglot.DataConfig(),
+                                           flags.FLAGS.data_dir, flags.FLAGS.cache_dir)
   results, everything = [], []
   for index, row in enumerate(rows):
     config = omniglot.Config(algo=row.algo, protocol=_PROTOCOL.value, num_shots=row.shots,
@@ -126,8 +127,8 @@ def main(argv):
                              num_test_tasks=_NUM_TEST_TASKS.value)
     beta = config.default_beta
     t0 = time.time()
-    runs, _ = omniglot.train_and_evaluate(
-        config, data, list(range(row.seeds)), [beta] * row.seeds,
+    runs, _ = runner.train_and_evaluate(
+        omniglot.experiment(config), list(range(row.seeds)), [beta] * row.seeds, data,
         os.path.join(_RUNS_DIR.value, f'{index}_{row.algo}_{row.shots}shot_'
                      f'{"nme" if row.nme else "me"}'))
     results.append((row, runs, time.time() - t0))

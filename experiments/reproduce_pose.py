@@ -23,6 +23,7 @@ from experiments import common
 from mr_meta import plotting
 from mr_meta import provenance
 from mr_meta.suites import pose
+from mr_meta.suites import runner
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'results', 'Where the table goes.')
 _PROTOCOL = flags.DEFINE_enum('protocol', 'cpu', sorted(pose.PROTOCOLS), 'Problem size.')
@@ -103,8 +104,8 @@ def main(argv):
                          num_iterations=_NUM_ITERATIONS.value)
     beta = pose.METHODS[algo].beta
     t0 = time.time()
-    runs, _ = pose.train_and_evaluate(config, data, seeds, [beta] * len(seeds),
-                                      os.path.join(_RUNS_DIR.value, algo))
+    runs, _ = runner.train_and_evaluate(pose.experiment(config), seeds, [beta] * len(seeds),
+                                        data, os.path.join(_RUNS_DIR.value, algo))
     rows.append((algo, runs, time.time() - t0))
     everything.extend(runs)
     print(f'{algo}: test MSE {_stat([r["metrics"]["mse"] for r in runs])} '
@@ -114,9 +115,9 @@ def main(argv):
     betas = [float(b) for b in _SWEEP_BETAS.value]
     config = pose.Config(algo=_SWEEP_ALGO.value, protocol=_PROTOCOL.value,
                          num_iterations=_NUM_ITERATIONS.value)
-    sweep, _ = pose.train_and_evaluate(
-        config, data, [s for _ in betas for s in range(_SWEEP_SEEDS.value)],
-        [b for b in betas for _ in range(_SWEEP_SEEDS.value)],
+    sweep, _ = runner.train_and_evaluate(
+        pose.experiment(config), [s for _ in betas for s in range(_SWEEP_SEEDS.value)],
+        [b for b in betas for _ in range(_SWEEP_SEEDS.value)], data,
         os.path.join(_RUNS_DIR.value, 'beta_sweep'))
     plotting.plot_beta_sweep(
         {sweep[0]['algo']: plotting.sweep_statistics(sweep, SWEEP_METRICS)},

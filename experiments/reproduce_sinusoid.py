@@ -22,6 +22,7 @@ import numpy as np
 
 from experiments import common
 from mr_meta import provenance
+from mr_meta.suites import runner
 from mr_meta.suites import sinusoid
 from mr_meta.suites import sinusoid_figures
 
@@ -140,7 +141,8 @@ def main(argv):
         algo=algo, notebook_optimizer=notebook_optimizer,
         num_iterations=sinusoid.scaled_iterations(algo, scale), **overrides)
     t0 = time.time()
-    runs, _ = sinusoid.train_and_evaluate(config, seeds, [beta] * len(seeds), run_dir)
+    runs, _ = runner.train_and_evaluate(sinusoid.experiment(config), seeds,
+                                        [beta] * len(seeds), output_dir=run_dir)
     rows.append((algo, runs, time.time() - t0))
     everything.extend(runs)
     print(f'{algo} (notebook optimizer: {notebook_optimizer}, beta {beta:g}): 5-shot '
@@ -154,9 +156,9 @@ def main(argv):
   sweep_config = sinusoid.Config(
       algo=SWEEP_ALGO,
       num_iterations=sinusoid.scaled_iterations(SWEEP_ALGO, _ITERATION_SCALE.value))
-  sinusoid.train_and_evaluate(
-      sweep_config, [s for _ in SWEEP_BETAS for s in range(SWEEP_SEEDS)],
-      [b for b in SWEEP_BETAS for _ in range(SWEEP_SEEDS)], sweep_dir)
+  runner.train_and_evaluate(
+      sinusoid.experiment(sweep_config), [s for _ in SWEEP_BETAS for s in range(SWEEP_SEEDS)],
+      [b for b in SWEEP_BETAS for _ in range(SWEEP_SEEDS)], output_dir=sweep_dir)
   sinusoid_figures.beta_sweep(
       [sinusoid_figures.load_runs(sweep_dir)],
       os.path.join(_OUTPUT_DIR.value, f'sinusoid_{SWEEP_ALGO}_beta_sweep.png'))

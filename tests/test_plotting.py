@@ -17,6 +17,7 @@ from mr_meta import plotting
 from mr_meta.suites import figures
 from mr_meta.suites import omniglot
 from mr_meta.suites import pose
+from mr_meta.suites import runner
 from mr_meta.suites import sinusoid
 from mr_meta.suites import sinusoid_figures
 # Helpers of the suites' own tests (tests/ is on sys.path under pytest and absltest).
@@ -30,20 +31,21 @@ PROTOCOLS = {'pose': mock.patch.dict(pose.PROTOCOLS, {'tiny': pose_test.TINY}),
 def tiny_sinusoid_run(output_dir):
   config = sinusoid.Config(algo='mr_cnp_w', num_iterations=4, log_every=2,
                            test_inner_steps=2, num_test_tasks=3, num_test_samples=2)
-  sinusoid.train_and_evaluate(config, [0, 0], [0.0, 0.1], output_dir, eval_every=2)
+  runner.train_and_evaluate(sinusoid.experiment(config), [0, 0], [0.0, 0.1],
+                            output_dir=output_dir, eval_every=2)
 
 
 def tiny_pose_run(output_dir):
   config = pose.Config(algo='mr_cnp_w', protocol='tiny', num_support=3, num_query=3,
                        test_inner_steps=2, num_meter_tasks=2, log_every=1)
-  pose.train_and_evaluate(config, pose_test.fake_arrays(), [0, 0], [0.0, 1e-3], output_dir,
-                          eval_every=1)
+  runner.train_and_evaluate(pose.experiment(config), [0, 0], [0.0, 1e-3],
+                            pose_test.fake_arrays(), output_dir, eval_every=1)
 
 
 def tiny_omniglot_run(output_dir):
   config = omniglot_test.tiny_config('fomaml')
-  omniglot.train_and_evaluate(config, jax.device_put(omniglot_test.fake_data()), [0], [0.0],
-                              output_dir, eval_every=1)
+  runner.train_and_evaluate(omniglot.experiment(config), [0], [0.0],
+                            jax.device_put(omniglot_test.fake_data()), output_dir, eval_every=1)
 
 
 def fake_pose_data(run):

@@ -18,6 +18,7 @@ from mr_meta import conv_networks
 from mr_meta import maml
 from mr_meta import objective
 from mr_meta.suites import pose
+from mr_meta.suites import runner
 from mr_meta.tasks import pose as tasks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -151,8 +152,9 @@ class PoseMethodsTest(parameterized.TestCase):
   # bottleneck, all-weights BbB.
   @parameterized.parameters('maml', 'mr_maml_w', 'ft_wd', 'mr_cnp_a', 'cnp_bbb')
   def test_training_and_evaluation_run_end_to_end(self, algo):
-    results, states = pose.train_and_evaluate(self.tiny_config(algo), fake_arrays(),
-                                              [0], [pose.METHODS[algo].beta])
+    results, states = runner.train_and_evaluate(
+        pose.experiment(self.tiny_config(algo)), [0], [pose.METHODS[algo].beta],
+        fake_arrays())
     self.assertEqual(int(states.step[0]), 2)
     metrics = results[0]['metrics']
     self.assertEqual(set(metrics), {'mse', 'train_mse_own_context',
@@ -216,14 +218,15 @@ class PoseMethodsTest(parameterized.TestCase):
     results = {}
     for eval_every in (None, 2):
       with tempfile.TemporaryDirectory() as workdir:
-        results[eval_every], _ = pose.train_and_evaluate(
-            config, fake_arrays(), [0], [0.0], workdir, eval_every=eval_every)
+        results[eval_every], _ = runner.train_and_evaluate(
+            pose.experiment(config), [0], [0.0], fake_arrays(), workdir, eval_every=eval_every)
         with open(os.path.join(workdir, 'metrics.jsonl')) as f:
           eval_steps = [row['step'] for row in map(json.loads, f) if 'eval/mse' in row]
       self.assertEqual(eval_steps, [4] if eval_every is None else [2, 4])
     self.assertEqual(results[None], results[2])
     with self.assertRaisesRegex(ValueError, 'positive multiple of log_every'):
-      pose.train_and_evaluate(config, fake_arrays(), [0], [0.0], eval_every=0)
+      runner.train_and_evaluate(pose.experiment(config), [0], [0.0], fake_arrays(),
+                                eval_every=0)
 
 
 class PoseBinaryTest(absltest.TestCase):

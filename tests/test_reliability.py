@@ -33,7 +33,8 @@ def run_binary(*flags):
 
 
 def final_states(output_dir, algo, num_runs=1):
-  return sinusoid.restore_states(output_dir, sinusoid.Config(algo=algo), num_runs)
+  return runner.restore_states(output_dir, sinusoid.experiment(sinusoid.Config(algo=algo)),
+                               num_runs)
 
 
 def read_events(path):
@@ -194,9 +195,11 @@ class OutputDirTest(absltest.TestCase):
                              num_test_samples=2)
     longer = dataclasses.replace(config, num_iterations=6)
     straight, extended = tempfile.mkdtemp(), tempfile.mkdtemp()
-    sinusoid.train_and_evaluate(longer, [0], [0.0], straight, eval_every=2)
-    sinusoid.train_and_evaluate(config, [0], [0.0], extended, eval_every=2)
-    sinusoid.train_and_evaluate(longer, [0], [0.0], extended, eval_every=2)
+    train = lambda config, output_dir, **kwargs: runner.train_and_evaluate(
+        sinusoid.experiment(config), [0], [0.0], output_dir=output_dir, **kwargs)
+    train(longer, straight, eval_every=2)
+    train(config, extended, eval_every=2)
+    train(longer, extended, eval_every=2)
     read = lambda out, name: open(os.path.join(out, name)).read()
     self.assertEqual(read(extended, 'results.json'), read(straight, 'results.json'))
     rows = lambda out: [{k: v for k, v in json.loads(line).items() if k != 'steps_per_second'}
@@ -205,7 +208,7 @@ class OutputDirTest(absltest.TestCase):
     scored = [row['step'] for row in rows(straight) if any(k.startswith('eval/') for k in row)]
     self.assertEqual(scored, [2, 4, 6])
     with self.assertRaisesRegex(training.ConfigError, 'other settings \\(num_iterations\\)'):
-      sinusoid.train_and_evaluate(config, [0], [0.0], extended)
+      train(config, extended)
 
   def test_different_flags_are_refused_unless_overwrite(self):
     out = tempfile.mkdtemp()

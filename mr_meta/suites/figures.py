@@ -196,10 +196,10 @@ def load_pose_data(run: Run, data_dir: str | None = None,
   if os.path.exists(flags_path):
     with open(flags_path) as f:
       run_flags = json.load(f).get('flags') or {}
-    rendering = {name: run_flags[flag] for name, flag in (
-        ('seed', 'data_seed'), ('num_objects', 'num_objects'), ('num_views', 'num_views'),
-        ('render_size', 'render_size')) if run_flags.get(flag) is not None}
-  data, _ = pose.load_task_data(run.config, data_dir, cache_dir, **rendering)
+    rendering = {field.name: run_flags[field.name]
+                 for field in dataclasses.fields(pose.DataConfig)
+                 if run_flags.get(field.name) is not None}
+  data, _ = pose.load_task_data(run.config, pose.DataConfig(**rendering), data_dir, cache_dir)
   return data
 
 

@@ -36,7 +36,6 @@ sampler (NME or ME). MR-MAML(W) predicts with num_test_samples encoder
 draws (Alg. 3; default one, as the pose code does), before and after.
 """
 import dataclasses
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -128,30 +127,54 @@ PROTOCOLS = {
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  algo: str = 'mr_maml_w'
-  protocol: str = 'cpu'
-  num_ways: int = 20
-  num_shots: int = 1
-  num_query: int | None = None        # per class; None: num_shots (FINN)
-  nme: bool = True                    # False: standard mutually exclusive tasks
-  num_iterations: int | None = None   # None: the protocol's
-  meta_lr: float | None = None        # None: the method's
-  rho_init: float | None = None       # None: the protocol's, else the method's
-  taml_weight: float | None = None    # None: the method's
-  meta_batch_size: int | None = None  # None: the protocol's (16 in FINN)
-  inner_lr: float = 0.1               # FINN's, on FINN's loss scale (module docstring)
-  train_inner_steps: int = 5
-  test_inner_steps: int = 10
-  num_filters: int | None = None      # None: the protocol's (64 in FINN)
-  num_test_tasks: int | None = None   # None: the protocol's (600 in FINN)
-  num_train_eval_tasks: int | None = None  # None: the protocol's
-  num_test_samples: int = 1           # Alg. 3 samples of the MR-MAML(W) encoder
-  test_posterior_mean: bool = False   # score MR-MAML(W) with the mean encoder weights
-  classes_per_label: int | None = None  # None: the protocol's (every class: 60 for 20 ways)
-  mr_encoder: str | None = None       # MR-MAML(W)'s split (MR_ENCODERS); None: the protocol's
-  log_every: int = 500
-  checkpoint_every: int = 5000
-  keep_checkpoints: int = 3
+  algo: str = runner.setting('mr_maml_w', 'Method.', choices=sorted(METHODS))
+  protocol: str = runner.setting(
+      'cpu', "'full': FINN's filters, meta-batch and 60k iterations; 'cpu': a reduced "
+      "problem that runs on 2 CPU cores; 'cpu_pools': 32 filters, meta-lr 5e-3 and 2 "
+      'characters per NME label, where MAML memorizes within minutes (BUILD_NOTES.md).',
+      choices=sorted(PROTOCOLS))
+  num_ways: int = runner.setting(20, 'Classes per task (N).', aliases=('way',))
+  num_shots: int = runner.setting(1, 'Support images per class (K).', aliases=('shot',))
+  num_query: int | None = runner.setting(
+      None, 'Query images per class. Default: num_shots (FINN).')
+  nme: bool = runner.setting(
+      True, 'Non-mutually-exclusive training tasks (fixed class -> label); --nonme: labels '
+      'reshuffled every task.')
+  num_iterations: int | None = runner.setting(
+      None, "Meta-training steps. Default: the protocol's.")
+  meta_lr: float | None = runner.setting(
+      None, "Outer Adam learning rate. Default: the method's.")
+  rho_init: float | None = runner.setting(
+      None, "Initial rho of the mean-field encoder. Default: the protocol's / method's.")
+  taml_weight: float | None = runner.setting(
+      None, "Weight of TAML's entropy reward. Default: the method's.")
+  meta_batch_size: int | None = runner.setting(
+      None, "Tasks per outer step. Default: the protocol's (16 in FINN).")
+  inner_lr: float = runner.setting(
+      0.1, "Inner SGD learning rate on FINN's loss scale (sum over examples / K).")
+  train_inner_steps: int = runner.setting(5, 'Inner steps in meta-training.')
+  test_inner_steps: int = runner.setting(10, 'Inner steps at meta-test.')
+  num_filters: int | None = runner.setting(
+      None, "Filters of the adapted conv4. Default: the protocol's (64 in FINN).")
+  num_test_tasks: int | None = runner.setting(
+      None, "Meta-test tasks scored. Default: the protocol's (600 in FINN).")
+  num_train_eval_tasks: int | None = runner.setting(
+      None, "Meta-training tasks scored before/after adaptation. Default: the protocol's.")
+  num_test_samples: int = runner.setting(
+      1, 'Encoder samples averaged at test (Alg. 3).')
+  test_posterior_mean: bool = runner.setting(
+      False, 'Score MR-MAML(W) with the posterior mean of its encoder weights instead of '
+      'samples.')
+  classes_per_label: int | None = runner.setting(
+      None, "NME pool size: training characters each label draws from (the paper's 1200 / "
+      '20 = 60 is the most). Fewer shrink the meta-training set to 20 * k characters, for '
+      "NME and ME tasks alike; meta-test tasks are unchanged. Default: the protocol's.")
+  mr_encoder: str | None = runner.setting(
+      None, "MR-MAML(W)'s mean-field encoder / adapted predictor split. Default: the "
+      "protocol's.", choices=sorted(MR_ENCODERS))
+  log_every: int = runner.log_every_setting(500)
+  checkpoint_every: int = runner.checkpoint_every_setting()
+  keep_checkpoints: int = runner.keep_checkpoints_setting()
 
   def __post_init__(self):
     runner.check_config(
@@ -287,16 +310,26 @@ def build_optimizer(config: Config):
   return optimizers.meta_optimizer('adam', config.resolved()['meta_lr'])
 
 
-def load_task_data(config: Config, data_dir: str | None = None,
-                   cache_dir: str | None = None, split_seed: int = 0,
-                   source: str = 'shipped') -> tuple[tasks.OmniglotData, dict]:
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Where the characters come from and how they are split."""
+  split_seed: int = runner.setting(0, 'Seed of the 1200/423 split and label pools.')
+  data_source: str = runner.setting(
+      'shipped', "Read Omniglot from the shipped npz files or through TensorFlow Datasets "
+      "(the stock 'omniglot' if prepared, else the project's builder over the same files).",
+      choices=['shipped', 'tfds'])
+
+
+def load_task_data(config: Config, source: DataConfig = DataConfig(),
+                   data_dir: str | None = None,
+                   cache_dir: str | None = None) -> tuple[tasks.OmniglotData, dict]:
   """The 1200/423 split with NME label pools for config.num_ways, on the device.
 
-  source: 'shipped' (the npz files) or 'tfds' (through TensorFlow Datasets;
-  the same arrays, see tasks.omniglot.load_tfds_arrays).
+  source.data_source 'tfds' reads the same arrays through TensorFlow Datasets
+  (tasks.omniglot.load_tfds_arrays).
   """
   data, manifest = tasks.load_omniglot(
-      data_dir, cache_dir, split_seed, config.num_ways, source=source,
+      data_dir, cache_dir, source.split_seed, config.num_ways, source=source.data_source,
       classes_per_label=config.resolved()['classes_per_label'])
   return jax.device_put(data), manifest
 
@@ -380,23 +413,16 @@ def ci95(per_task: jax.Array) -> jax.Array:
   return 1.96 * jnp.std(per_task) / jnp.sqrt(per_task.shape[0])
 
 
-def restore_states(output_dir: str, config: Config, population_size: int):
-  return runner.restore_states(output_dir, build_learner(config),
-                               build_optimizer(config), population_size)
-
-
-def train_and_evaluate(config: Config, data: tasks.OmniglotData, seeds: Sequence[int],
-                       betas: Sequence[float], output_dir: str | None = None,
-                       mesh=None, eval_every: int | None = None):
-  """Trains and scores the population {(seeds[i], betas[i])}: see `runner.train_and_evaluate`."""
+def experiment(config: Config) -> runner.Experiment:
+  """The configured Omniglot problem; `runner.train_and_evaluate` trains it on OmniglotData."""
   learner, unadapted = build_learner(config), build_learner(config, 0)
   settings = config.resolved()
-  return runner.train_and_evaluate(
-      benchmark='omniglot', learner=learner, optimizer=build_optimizer(config),
+  return runner.Experiment(
+      suite='omniglot', learner=learner, optimizer=build_optimizer(config),
       sample_tasks=task_sampler(config),
       evaluate=lambda params, key, data: evaluate(learner, unadapted, params, key, data,
                                                   config),
-      num_iterations=settings['num_iterations'], seeds=seeds, betas=betas,
-      config_record=settings, output_dir=output_dir, task_data=data,
-      log_every=config.log_every, checkpoint_every=config.checkpoint_every,
-      keep_checkpoints=config.keep_checkpoints, mesh=mesh, eval_every=eval_every)
+      num_iterations=settings['num_iterations'], settings=settings,
+      default_beta=config.default_beta, log_every=config.log_every,
+      checkpoint_every=config.checkpoint_every,
+      keep_checkpoints=config.keep_checkpoints)

@@ -8,7 +8,6 @@ Methods (paper Sec. 6.2, App. A.5.1):
              fine-tuned on the support set at test (Table 2)
 """
 import dataclasses
-from typing import Sequence
 
 import flax.linen as nn
 import jax
@@ -88,29 +87,45 @@ PROTOCOLS = {
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  algo: str = 'mr_maml_w'
-  protocol: str = 'cpu'
-  num_iterations: int | None = None   # None: the protocol's (or method's) count
-  meta_lr: float | None = None        # None: the method's
-  weight_decay: float | None = None   # None: the method's
-  rho_init: float | None = None       # None: the method's
-  meta_batch_size: int | None = None  # None: the protocol's (10 in the paper)
+  algo: str = runner.setting('mr_maml_w', 'Method.', choices=sorted(METHODS))
+  protocol: str = runner.setting(
+      'cpu', "'full': the paper's image size, filters, iterations and 600 test batches; "
+      "'cpu': a reduced problem that runs on 2 CPU cores; 'cpu64': the ladder's 64px rung "
+      '(BUILD_NOTES.md).', choices=sorted(PROTOCOLS))
+  num_iterations: int | None = runner.setting(
+      None, "Meta-training steps. Default: the protocol's (or the method's).")
+  meta_lr: float | None = runner.setting(None, "Outer learning rate. Default: the method's.")
+  weight_decay: float | None = runner.setting(
+      None, "Decoupled weight decay per step (G13). Default: the method's.")
+  rho_init: float | None = runner.setting(
+      None, "Initial rho of mean-field weights. Default: the method's.")
+  meta_batch_size: int | None = runner.setting(
+      None, "Tasks per outer step. Default: the protocol's (10 in the paper).")
   # Problem size; None: the protocol's (the rungs of the ladder in BUILD_NOTES.md).
-  crop: int | None = None
-  image_size: int | None = None
-  num_filters: int | None = None
-  num_support: int = 15
-  num_query: int = 15
-  inner_lr: float = 0.01              # the paper's; the code's default is 0.002 (G11)
-  train_inner_steps: int | None = None  # None: 5 (0 for ft / ft_wd)
-  test_inner_steps: int = 20
-  first_order: bool = False
-  num_test_batches: int | None = None  # None: the protocol's (600 in the paper)
-  num_meter_tasks: int = 100
-  num_test_samples: int = 1           # Alg. 3 samples; the pose code uses one (G7)
-  log_every: int = 500
-  checkpoint_every: int = 5000
-  keep_checkpoints: int = 3
+  crop: int | None = runner.setting(
+      None, "Centre crop of the 128px renders. Default: the protocol's.")
+  image_size: int | None = runner.setting(
+      None, "The crop average-pooled to this size. Default: the protocol's.")
+  num_filters: int | None = runner.setting(
+      None, "Filters of the adapted conv predictor. Default: the protocol's.")
+  num_support: int = runner.setting(15, 'Support views per task.')
+  num_query: int = runner.setting(15, 'Query views per task.')
+  inner_lr: float = runner.setting(
+      0.01, "Inner SGD learning rate (the paper's; the code's default is 0.002, G11).")
+  train_inner_steps: int | None = runner.setting(
+      None, "Inner steps in meta-training. Default: the protocol's (cpu 1; cpu64 and full "
+      '5); 0 for ft.')
+  test_inner_steps: int = runner.setting(20, 'Inner steps at meta-test.')
+  first_order: bool = runner.setting(False, 'First-order MAML.')
+  num_test_batches: int | None = runner.setting(
+      None, "Meta-test batches. Default: the protocol's (600 in the paper).")
+  num_meter_tasks: int = runner.setting(
+      100, 'Meta-training tasks scored by the memorization meter.')
+  num_test_samples: int = runner.setting(
+      1, 'Posterior samples averaged at test (Alg. 3; the pose code uses one, G7).')
+  log_every: int = runner.log_every_setting(500)
+  checkpoint_every: int = runner.checkpoint_every_setting()
+  keep_checkpoints: int = runner.keep_checkpoints_setting()
 
   def __post_init__(self):
     runner.check_config(
@@ -208,16 +223,26 @@ def build_optimizer(config: Config):
   return optimizers.meta_optimizer('adam', settings['meta_lr'])
 
 
-def load_task_data(config: Config, data_dir: str | None = None,
-                   cache_dir: str | None = None, seed: int = pose_data.DEFAULT_SEED,
-                   num_objects: int | None = None, num_views: int = pose_data.NUM_VIEWS,
-                   render_size: int = pose_data.IMAGE_SIZE) -> tuple[tasks.PoseArrays, dict]:
-  """The rendered dataset (rendered on first use), cropped and resized for `config`.
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """How the dataset is rendered: the defaults are the paper's, smaller values are for
+  smoke tests. A rendering is cached under its settings."""
+  data_seed: int = runner.setting(pose_data.DEFAULT_SEED,
+                                  'Seed of the rendered views and split.')
+  num_objects: int | None = runner.setting(
+      None, 'Render only the first n objects (smoke tests). Default: all 80.')
+  num_views: int = runner.setting(pose_data.NUM_VIEWS, 'Views rendered per object.')
+  render_size: int = runner.setting(pose_data.IMAGE_SIZE, 'Rendered image size.')
 
-  num_objects, num_views and render_size shrink the rendering for smoke tests.
-  """
-  dataset = pose_data.load_pose_dataset(data_dir, cache_dir, seed, num_objects=num_objects,
-                                        num_views=num_views, image_size=render_size)
+
+def load_task_data(config: Config, rendering: DataConfig = DataConfig(),
+                   data_dir: str | None = None,
+                   cache_dir: str | None = None) -> tuple[tasks.PoseArrays, dict]:
+  """The rendered dataset (rendered on first use), cropped and resized for `config`."""
+  render_size = rendering.render_size
+  dataset = pose_data.load_pose_dataset(
+      data_dir, cache_dir, rendering.data_seed, num_objects=rendering.num_objects,
+      num_views=rendering.num_views, image_size=render_size)
   settings = config.resolved()
   crop = min(settings['crop'], render_size)
   prepare = lambda images: jnp.asarray(tasks.crop_and_downsample(
@@ -269,22 +294,14 @@ def evaluate(learner, params, key, data: tasks.PoseArrays, config: Config) -> di
   }
 
 
-def restore_states(output_dir: str, config: Config, population_size: int):
-  return runner.restore_states(output_dir, build_learner(config),
-                               build_optimizer(config), population_size)
-
-
-def train_and_evaluate(config: Config, data: tasks.PoseArrays, seeds: Sequence[int],
-                       betas: Sequence[float], output_dir: str | None = None,
-                       mesh=None, eval_every: int | None = None):
-  """Trains and scores the population {(seeds[i], betas[i])}: see `runner.train_and_evaluate`."""
-  learner = build_learner(config)
-  settings = config.resolved()
-  return runner.train_and_evaluate(
-      benchmark='pose', learner=learner, optimizer=build_optimizer(config),
+def experiment(config: Config) -> runner.Experiment:
+  """The configured pose problem; `runner.train_and_evaluate` trains it on PoseArrays."""
+  learner, settings = build_learner(config), config.resolved()
+  return runner.Experiment(
+      suite='pose', learner=learner, optimizer=build_optimizer(config),
       sample_tasks=task_sampler(config),
       evaluate=lambda params, key, data: evaluate(learner, params, key, data, config),
-      num_iterations=settings['num_iterations'], seeds=seeds, betas=betas,
-      config_record=settings, output_dir=output_dir, task_data=data,
-      log_every=config.log_every, checkpoint_every=config.checkpoint_every,
-      keep_checkpoints=config.keep_checkpoints, mesh=mesh, eval_every=eval_every)
+      num_iterations=settings['num_iterations'], settings=settings,
+      default_beta=METHODS[config.algo].beta, log_every=config.log_every,
+      checkpoint_every=config.checkpoint_every,
+      keep_checkpoints=config.keep_checkpoints)

@@ -1,4 +1,5 @@
 """Train a population of runs, checkpoint, log and score it: shared by every benchmark."""
+import dataclasses
 import json
 import os
 import time
@@ -19,6 +20,48 @@ from mr_meta import training
 
 # (params of one run, key, task data) -> {metric name: scalar}; vmapped over runs.
 EvaluateFn = Callable[[Any, jax.Array, Any], dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """One configured problem of a suite: everything the runner trains and scores.
+
+  Each suite's `experiment(config)` builds it; `settings` is the resolved
+  config, recorded in config.json and in every result.
+  """
+  suite: str                 # 'sinusoid', 'pose' or 'omniglot'
+  learner: objective.MetaLearner
+  optimizer: optax.GradientTransformation
+  sample_tasks: training.TaskSampler
+  evaluate: EvaluateFn
+  num_iterations: int
+  settings: dict
+  default_beta: float = 0.0  # the method's: the binaries' --beta default
+  log_every: int = 1000
+  checkpoint_every: int = 5000
+  keep_checkpoints: int = 3
+
+
+def setting(default, help: str, **flag_options):  # pylint: disable=redefined-builtin
+  """A Config field that is also a flag of the suite's binary, with this help text.
+
+  `flag_options`: 'choices' (an enum flag) and 'aliases' (older flag names).
+  `experiments.common.define_config_flags` reads them.
+  """
+  return dataclasses.field(default=default, metadata={'help': help, **flag_options})
+
+
+# The schedule fields of every suite's Config: they change no number (RESUMABLE_SETTINGS).
+def log_every_setting(default: int):
+  return setting(default, 'Steps per jitted chunk and log line.')
+
+
+def checkpoint_every_setting():
+  return setting(5000, 'Checkpoint period in steps (taken at chunk ends and at the last step).')
+
+
+def keep_checkpoints_setting():
+  return setting(3, 'Checkpoints kept.')
 
 
 def check_config(config, *, methods: dict, protocols: dict, at_least_one=(),
@@ -43,11 +86,10 @@ def initial_states(learner, optimizer, keys):
   return jax.jit(jax.vmap(lambda k: training.init_state(learner, optimizer, k)))(keys)
 
 
-def restore_states(output_dir: str, learner: objective.MetaLearner,
-                   optimizer: optax.GradientTransformation, population_size: int):
+def restore_states(output_dir: str, experiment: Experiment, population_size: int):
   """(step, TrainState) of the newest checkpoint of a population run in `output_dir`."""
   keys, _ = training.make_population([0] * population_size, [0.0] * population_size)
-  like = initial_states(learner, optimizer, keys)
+  like = initial_states(experiment.learner, experiment.optimizer, keys)
   checkpointer = checkpointing.Checkpointer(os.path.join(output_dir, 'checkpoints'))
   try:
     return checkpointer.latest_step(), checkpointer.restore(like)
@@ -117,14 +159,10 @@ def record_run(output_dir: str, benchmark: str, config_record: dict,
       path, lambda f: f.write(json.dumps(record, indent=2, default=str).encode()))
 
 
-def train_and_evaluate(
-    *, benchmark: str, learner: objective.MetaLearner,
-    optimizer: optax.GradientTransformation, sample_tasks: training.TaskSampler,
-    evaluate: EvaluateFn, num_iterations: int, seeds: Sequence[int],
-    betas: Sequence[float], config_record: dict, output_dir: str | None = None,
-    task_data: Any = None, log_every: int = 1000, checkpoint_every: int = 5000,
-    keep_checkpoints: int = 3, mesh: Mesh | None = None, eval_every: int | None = None):
-  """Trains the population {(seeds[i], betas[i])} in one program and scores it.
+def train_and_evaluate(experiment: Experiment, seeds: Sequence[int], betas: Sequence[float],
+                       task_data: Any = None, output_dir: str | None = None,
+                       mesh: Mesh | None = None, eval_every: int | None = None):
+  """Trains the population {(seeds[i], betas[i])} of `experiment` in one program and scores it.
 
   With `output_dir`: resumes from its newest checkpoint if there is one, saves
   checkpoints every `checkpoint_every` steps and at the end, logs scalars to
@@ -137,6 +175,10 @@ def train_and_evaluate(
   It reads the states only, so the final results do not depend on it.
   Returns (one result dict per run, final states).
   """
+  learner, optimizer, num_iterations = (experiment.learner, experiment.optimizer,
+                                        experiment.num_iterations)
+  log_every, checkpoint_every = experiment.log_every, experiment.checkpoint_every
+  benchmark, config_record = experiment.suite, experiment.settings
   if not learner.regularized and any(betas):
     raise training.ConfigError(
         f'{learner.name} has no KL term, so beta={max(betas):g} would be ignored; '
@@ -146,13 +188,13 @@ def train_and_evaluate(
         f'eval_every ({eval_every}) must be a positive multiple of log_every ({log_every}).')
   keys, beta_array = training.make_population(seeds, betas)
   eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
-  score = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)))
+  score = jax.jit(jax.vmap(experiment.evaluate, in_axes=(0, 0, None)))
   states = initial_states(learner, optimizer, keys)
   checkpointer = writer = None
   if output_dir is not None:
     record_run(output_dir, benchmark, config_record, seeds, betas)
     checkpointer = checkpointing.Checkpointer(
-        os.path.join(output_dir, 'checkpoints'), keep_checkpoints)
+        os.path.join(output_dir, 'checkpoints'), experiment.keep_checkpoints)
     resumed_step = checkpointer.latest_step()
     if resumed_step is not None:
       states = checkpointer.restore(states)
@@ -186,7 +228,7 @@ def train_and_evaluate(
   done = int(np.max(jax.device_get(states.step)))
   try:
     states, _ = training.train_population(
-        learner, optimizer, sample_tasks, keys, beta_array,
+        learner, optimizer, experiment.sample_tasks, keys, beta_array,
         max(num_iterations - done, 0), log_every=log_every, states=states,
         on_chunk_end=on_chunk_end, task_data=task_data, mesh=mesh)
   except training.TrainingInterrupted as interrupted:

@@ -63,33 +63,40 @@ VALIDATION_BETAS = {
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  algo: str = 'mr_maml_w'
-  num_iterations: int | None = None      # None: the method's paper count
-  rho_init: float | None = None          # None: the method's paper value
-  meta_batch_size: int = 1
-  num_support: int = 10
-  num_query: int = 10
-  meta_lr: float = 1e-3
-  optimizer: str = 'adam'
-  weight_decay: float = 0.0
-  # Reproduce the notebooks' fresh-Adam-every-step optimiser (G2) instead of ours.
-  notebook_optimizer: bool = False
-  inner_lr: float = 0.01
-  train_inner_steps: int = 1
-  test_inner_steps: int = 100
-  first_order: bool = False
-  inner_loop_scan: bool = True           # False: unrolled Python loop
-  test_shots: Sequence[int] = (5, 10)
-  num_test_tasks: int = 100
-  num_test_samples: int | None = None    # None: the method's default
-  # Score MR-*(W) with the posterior mean of the weights instead of Alg. 3's samples.
-  test_posterior_mean: bool = False
-  # Clip each meta-test inner gradient to this global norm (MAML family; None: off).
-  test_max_grad_norm: float | None = None
-  eval_split: str = 'test'               # or 'validation', to tune hyperparameters
-  log_every: int = 1000
-  checkpoint_every: int = 5000           # steps; also saved at the last step
-  keep_checkpoints: int = 3
+  algo: str = runner.setting('mr_maml_w', 'Method.', choices=sorted(METHODS))
+  num_iterations: int | None = runner.setting(
+      None, "Meta-training steps. Default: the method's paper count.")
+  rho_init: float | None = runner.setting(
+      None, "Initial rho of mean-field weights. Default: the method's paper value.")
+  meta_batch_size: int = runner.setting(1, 'Tasks per outer step.')
+  num_support: int = runner.setting(10, 'Support points per training task.')
+  num_query: int = runner.setting(10, 'Query points per training task.')
+  meta_lr: float = runner.setting(1e-3, 'Outer learning rate.')
+  optimizer: str = runner.setting('adam', 'Meta-optimizer.', choices=['adam', 'adamw'])
+  weight_decay: float = runner.setting(0.0, 'Decoupled weight decay (adamw).')
+  notebook_optimizer: bool = runner.setting(
+      False, 'Re-create Adam every step where the reference notebooks do (MR-MAML(W): all '
+      'parameters; MR-MAML(A): the encoder), instead of one persistent Adam (G2).')
+  inner_lr: float = runner.setting(0.01, 'Inner SGD learning rate.')
+  train_inner_steps: int = runner.setting(1, 'Inner steps in meta-training.')
+  test_inner_steps: int = runner.setting(100, 'Inner steps at meta-test.')
+  first_order: bool = runner.setting(False, 'First-order MAML.')
+  inner_loop_scan: bool = runner.setting(
+      True, 'Run the inner loop as a lax.scan; --noinner_loop_scan: an unrolled Python loop.')
+  test_shots: Sequence[int] = runner.setting((5, 10), 'Support sizes at meta-test.')
+  num_test_tasks: int = runner.setting(100, 'Meta-test tasks.')
+  num_test_samples: int | None = runner.setting(
+      None, "Posterior samples averaged at test (Alg. 3). Default: the method's.")
+  test_posterior_mean: bool = runner.setting(
+      False, 'Score MR-*(W) with the posterior mean of the stochastic weights (no samples).')
+  test_max_grad_norm: float | None = runner.setting(
+      None, 'Clip each meta-test inner-loop gradient to this global norm (MAML family).')
+  eval_split: str = runner.setting(
+      'test', 'Score on the test tasks, or on validation tasks (same distribution, other '
+      'seed) to choose hyperparameters.', choices=sorted(EVAL_TASKS_SEEDS))
+  log_every: int = runner.log_every_setting(1000)
+  checkpoint_every: int = runner.checkpoint_every_setting()
+  keep_checkpoints: int = runner.keep_checkpoints_setting()
 
   def __post_init__(self):
     if self.algo not in METHODS:
@@ -254,25 +261,17 @@ def one_hot_weights(params) -> jax.Array:
   return layer.get('kernel_mu', layer.get('kernel'))[one_hot_rows]
 
 
-def restore_states(output_dir: str, config: Config, population_size: int):
-  """(step, TrainState) of the newest checkpoint of a population run in `output_dir`."""
-  return runner.restore_states(output_dir, build_learner(config),
-                               build_optimizer(config), population_size)
-
-
-def train_and_evaluate(config: Config, seeds: Sequence[int], betas: Sequence[float],
-                       output_dir: str | None = None, mesh=None,
-                       eval_every: int | None = None):
-  """Trains and scores the population {(seeds[i], betas[i])}: see `runner.train_and_evaluate`."""
+def experiment(config: Config) -> runner.Experiment:
+  """The configured sinusoid problem; `runner.train_and_evaluate` trains it (no task data)."""
   learner = build_learner(config)
-  return runner.train_and_evaluate(
-      benchmark='sinusoid', learner=learner, optimizer=build_optimizer(config),
+  return runner.Experiment(
+      suite='sinusoid', learner=learner, optimizer=build_optimizer(config),
       sample_tasks=task_sampler(config),
       evaluate=lambda params, key, _: evaluate(learner, params, key, config),
-      num_iterations=config.iterations, seeds=seeds, betas=betas,
-      config_record={**dataclasses.asdict(config), 'num_iterations': config.iterations,
-                     'rho_init': config.rho, 'num_test_samples': config.test_samples,
-                     'test_shots': list(config.test_shots)},
-      output_dir=output_dir, log_every=config.log_every,
-      checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
-      mesh=mesh, eval_every=eval_every)
+      num_iterations=config.iterations,
+      settings={**dataclasses.asdict(config), 'num_iterations': config.iterations,
+                'rho_init': config.rho, 'num_test_samples': config.test_samples,
+                'test_shots': list(config.test_shots)},
+      default_beta=METHODS[config.algo].beta, log_every=config.log_every,
+      checkpoint_every=config.checkpoint_every,
+      keep_checkpoints=config.keep_checkpoints)
