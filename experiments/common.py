@@ -329,7 +329,7 @@ def suite_main(suite):
                                        values.data_dir, values.cache_dir)
       except ValueError as e:  # e.g. more support + query views than rendered views
         raise app.UsageError(str(e)) from None
-      logging.info('%s data: %d training / %d test classes (objects or characters).',
+      logging.info('%s data: %d training / %d evaluation classes (objects or characters).',
                    experiment.suite, data.train_images.shape[0], data.test_images.shape[0])
     logging.info('Training %s for %d steps, betas %s, seeds %s', config.algo,
                  experiment.num_iterations, sorted(set(betas)), sorted(set(seeds)))

@@ -182,7 +182,10 @@ class OmniglotMethodsTest(parameterized.TestCase):
                             ({'num_shots': 0}, 'num_shots must be at least 1'),
                             ({'classes_per_label': 0}, 'classes_per_label must be at least 1'),
                             ({'classes_per_label': 61}, 'exceeds the 60 training characters'),
-                            ({'mr_encoder': 'resnet'}, 'Unknown mr_encoder')]:
+                            ({'mr_encoder': 'resnet'}, 'Unknown mr_encoder'),
+                            ({'eval_split': 'validation'}, 'needs classes_per_label below 60'),
+                            ({'eval_split': 'validation', 'protocol': 'cpu_pools',
+                              'classes_per_label': 60}, 'below 60')]:
       with self.assertRaisesRegex(ValueError, message):
         omniglot.Config(**kwargs)
 

@@ -228,6 +228,24 @@ class ClassesPerLabelTest(_DataTestCase):
     self.assertTrue(((class_ids >= 0) & (class_ids < 40)).all())
     self.assertGreater(len({tuple(row) for row in class_ids}), 40)
 
+  def test_validation_characters_are_the_training_split_outside_the_pools(self):
+    small, _ = omniglot.load_omniglot(cache_dir=self.cache_dir, classes_per_label=5)
+    validation, manifest = omniglot.load_omniglot(cache_dir=self.cache_dir,
+                                                  classes_per_label=5, eval_split='validation')
+    self.assertEqual(manifest['eval_split'], 'validation')
+    np.testing.assert_array_equal(validation.train_images, small.train_images)
+    np.testing.assert_array_equal(validation.label_pools, small.label_pools)
+    held_out = set(np.asarray(validation.test_class_ids).tolist())
+    self.assertLen(held_out, 1200 - 100)
+    self.assertTrue(held_out <= set(np.asarray(self.data.train_class_ids).tolist()))
+    self.assertFalse(held_out & set(np.asarray(small.train_class_ids).tolist()))
+    where = {c: i for i, c in enumerate(np.asarray(self.data.train_class_ids))}
+    first = int(validation.test_class_ids[0])
+    np.testing.assert_array_equal(validation.test_images[0],
+                                  self.data.train_images[where[first]])
+    with self.assertRaisesRegex(ValueError, 'classes_per_label below 60'):
+      omniglot.load_omniglot(cache_dir=self.cache_dir, eval_split='validation')
+
   def test_pool_size_out_of_range(self):
     for k in (0, 61):
       with self.assertRaisesRegex(ValueError, 'classes_per_label'):

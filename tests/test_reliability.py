@@ -189,6 +189,12 @@ class OutputDirTest(absltest.TestCase):
       with self.assertRaisesRegex(training.ConfigError, f'other settings \\({changed}\\)'):
         runner.record_run(out, 'sinusoid', *args)
 
+  def test_a_setting_added_later_resumes_at_the_value_older_runs_had(self):
+    older = {'algo': 'maml', 'num_iterations': 4}
+    self.assertEqual(runner.changed_settings(older, dict(older, eval_split='test')), [])
+    self.assertEqual(runner.changed_settings(older, dict(older, eval_split='validation')),
+                     ['eval_split'])
+
   def test_extending_a_finished_run_equals_planning_it_that_long(self):
     config = sinusoid.Config(algo='maml', num_iterations=4, log_every=2,
                              checkpoint_every=2, num_test_tasks=3, test_inner_steps=2,

@@ -172,6 +172,10 @@ class Config:
   mr_encoder: str | None = runner.setting(
       None, "MR-MAML(W)'s mean-field encoder / adapted predictor split. Default: the "
       "protocol's.", choices=sorted(MR_ENCODERS))
+  eval_split: str = runner.setting(
+      'test', "Score on the meta-test characters, or on 'validation' tasks: training-split "
+      'characters outside the NME pools (needs classes_per_label below the full pool), '
+      'to choose hyperparameters on.', choices=['test', 'validation'])
   log_every: int = runner.log_every_setting(500)
   checkpoint_every: int = runner.checkpoint_every_setting()
   keep_checkpoints: int = runner.keep_checkpoints_setting()
@@ -195,6 +199,9 @@ class Config:
     if self.classes_per_label is not None and self.classes_per_label > pool:
       raise ValueError(f'classes_per_label={self.classes_per_label} exceeds the {pool} '
                        f'training characters per label of {self.num_ways}-way tasks.')
+    if self.eval_split == 'validation' and self.resolved()['classes_per_label'] in (None, pool):
+      raise ValueError('eval_split=validation scores on training characters outside the NME '
+                       f'pools, so it needs classes_per_label below {pool}.')
     query = self.num_shots if self.num_query is None else self.num_query
     if self.num_shots + query > tasks.NUM_DRAWERS:
       raise ValueError(
@@ -330,7 +337,7 @@ def load_task_data(config: Config, source: DataConfig = DataConfig(),
   """
   data, manifest = tasks.load_omniglot(
       data_dir, cache_dir, source.split_seed, config.num_ways, source=source.data_source,
-      classes_per_label=config.resolved()['classes_per_label'])
+      classes_per_label=config.resolved()['classes_per_label'], eval_split=config.eval_split)
   return jax.device_put(data), manifest
 
 

@@ -105,6 +105,11 @@ RESUMABLE_SETTINGS = ('log_every', 'checkpoint_every', 'keep_checkpoints')
 EXTENDABLE_SETTING = 'num_iterations'
 
 
+# Settings added after runs were recorded, with the value those runs had: a
+# record without one of them still resumes under that value.
+ADDED_SETTINGS = {'eval_split': 'test'}
+
+
 def _extends(before, after) -> bool:
   if before == after:
     return True
@@ -120,6 +125,7 @@ def changed_settings(previous: dict, config: dict,
 
   `resumable` settings may differ; EXTENDABLE_SETTING may grow, not shrink.
   """
+  previous = {**{k: v for k, v in ADDED_SETTINGS.items() if k in config}, **previous}
   return sorted(
       [k for k in set(previous) | set(config)
        if k not in (*resumable, EXTENDABLE_SETTING) and previous.get(k) != config.get(k)]

@@ -370,22 +370,36 @@ def restrict_pools(train_ids: np.ndarray, label_pools: np.ndarray,
 def load_omniglot(data_dir: str | None = None, cache_dir: str | None = None,
                   split_seed: int = 0, num_ways: int = 20, source: str = 'shipped',
                   tfds_data_dir: str | None = None,
-                  classes_per_label: int | None = None) -> tuple[OmniglotData, dict]:
+                  classes_per_label: int | None = None,
+                  eval_split: str = 'test') -> tuple[OmniglotData, dict]:
   """The split data as numpy arrays, and a manifest recording split and pools.
 
   classes_per_label: the NME pool size; None keeps every class (60 for 20
   ways, the paper's). A smaller pool also shrinks the meta-training set to the
   pooled characters (`restrict_pools`); meta-test characters are unchanged.
+  eval_split 'validation' puts the training-split characters that no pool
+  holds where the test characters go: tasks disjoint from both the
+  meta-training and the meta-test characters, to choose hyperparameters on.
   """
   images, cache_manifest = load_images(data_dir, cache_dir, source, tfds_data_dir)
-  train_ids, test_ids = split_classes(NUM_CLASSES, split_seed)
-  label_pools = make_label_pools(len(train_ids), num_ways, split_seed)
+  split_train_ids, test_ids = split_classes(NUM_CLASSES, split_seed)
+  label_pools = make_label_pools(len(split_train_ids), num_ways, split_seed)
+  train_ids = split_train_ids
   if classes_per_label is not None and classes_per_label != label_pools.shape[1]:
     train_ids, label_pools = restrict_pools(train_ids, label_pools, classes_per_label)
   unused = len(train_ids) - label_pools.size
   if unused:
     logging.warning('%d train classes do not divide into %d ways: %d classes are '
                     'in no NME label pool.', len(train_ids), num_ways, unused)
+  if eval_split == 'validation':
+    test_ids = np.setdiff1d(split_train_ids, train_ids[np.unique(label_pools)])
+    if len(test_ids) < num_ways:
+      raise ValueError(
+          f'Validation tasks need {num_ways} training characters outside the NME pools, '
+          f'but only {len(test_ids)} are left: choose classes_per_label below '
+          f'{len(split_train_ids) // num_ways}.')
+  elif eval_split != 'test':
+    raise ValueError(f"eval_split must be 'test' or 'validation', got {eval_split!r}.")
   data = OmniglotData(images[train_ids], images[test_ids], label_pools,
                       train_ids.astype(np.int32), test_ids.astype(np.int32))
   manifest = {
@@ -394,6 +408,8 @@ def load_omniglot(data_dir: str | None = None, cache_dir: str | None = None,
       'train_class_ids': train_ids.tolist(), 'test_class_ids': test_ids.tolist(),
       'label_pools': label_pools.tolist(),
   }
+  if eval_split != 'test':
+    manifest['eval_split'] = eval_split
   return data, manifest
 
 
