@@ -5,7 +5,7 @@ Methods (paper Sec. 6.3, App. A.5.2):
              statistics, offset only), ReLU] -> spatial mean -> Dense(N),
              every weight but the BN offsets adapted (G9), second order (G8)
   fomaml     the same, first order
-  taml       maml + the entropy term of TAML (Jamal & Qi, CVPR 2019; below)
+  taml       maml + the entropy term of TAML (`mr_meta.taml`)
   mr_maml_w  mean-field ConvEncoder(196) (KL on its kernels) -> 14x14x1
              latent -> the adapted conv4 with stride 1 (paper A.5.2)
 
@@ -16,17 +16,6 @@ cross-entropy. We use exactly that scale (`finn_xent`), so FINN's inner lr
 0.1 and the paper's beta grid (1e-7..1e-3) carry over unchanged; with a plain
 mean the same inner step would need lr 0.1 * N (2.0 for 20 ways) and beta / N.
 Adam makes the meta-lr independent of the scale.
-
-TAML, entropy-maximisation variant. Each task's outer loss gets
-  - taml_weight * H,  H = N * mean_x sum_n -p_n(x) log p_n(x),
-where p(x) is the softmax of the UN-adapted model and x runs over the task's
-support and query inputs (one forward call each, so BN sees the same batches
-as elsewhere). H is the per-example prediction entropy of Jamal & Qi's
-H_T(f_theta), put on the cross-entropy's scale (summed over examples / K).
-A memorising initialisation predicts confidently (H = 0) and pays for it;
-the uniform prediction earns the most (N log N). The entropy *reduction*
-term H_T(f_phi) - H_T(f_theta) of the full TAML objective is left out. The
-logged `query_loss` of taml includes the term.
 
 Scoring: `accuracy` (+ FINN's `accuracy_ci95`) on 600 fixed meta-test tasks
 after test_inner_steps; `pre_adapt_train_accuracy` (Table 5: ~1 means
@@ -48,6 +37,7 @@ from mr_meta import maml
 from mr_meta import objective
 from mr_meta import optimizers
 from mr_meta import stochastic_weights
+from mr_meta import taml
 from mr_meta import training
 from mr_meta.suites import runner
 from mr_meta.tasks import omniglot as tasks
@@ -252,27 +242,8 @@ def finn_xent(logits: jax.Array, labels: jax.Array) -> jax.Array:
       optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
-def prediction_entropy(logits: jax.Array) -> jax.Array:
-  """TAML's H on finn_xent's scale: N * mean over examples of the entropy of p(y|x)."""
-  log_p = jax.nn.log_softmax(logits)
-  return logits.shape[-1] * jnp.mean(-jnp.sum(jnp.exp(log_p) * log_p, axis=-1))
-
-
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
-
-
-def with_entropy_reward(learner: objective.MetaLearner, unadapted: objective.MetaLearner,
-                        weight: float) -> objective.MetaLearner:
-  """Adds TAML's -weight * H(un-adapted predictions on the task's inputs) to each task loss."""
-  def task_loss(params, key, task: objective.Task):
-    loss, kl = learner.task_loss(params, key, task)
-    entropy_key = jax.random.fold_in(key, 1)
-    entropies = [prediction_entropy(unadapted.predict(
-        params, entropy_key, task.support_x, task.support_y, x))
-                 for x in (task.support_x, task.query_x)]
-    return loss - weight * jnp.mean(jnp.stack(entropies)), kl
-  return dataclasses.replace(learner, task_loss=task_loss)
 
 
 def build_learner(config: Config, test_inner_steps: int | None = None
@@ -309,7 +280,7 @@ def build_learner(config: Config, test_inner_steps: int | None = None
       loss_fn=finn_xent)
   if settings['taml_weight'] > 0:
     unadapted = learner if test_inner_steps == 0 else build_learner(config, 0)
-    learner = with_entropy_reward(learner, unadapted, settings['taml_weight'])
+    learner = taml.with_entropy_reward(learner, unadapted, settings['taml_weight'])
   return learner
 
 
