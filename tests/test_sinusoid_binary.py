@@ -9,11 +9,15 @@ import subprocess
 import sys
 import tempfile
 
+from absl import app
+from absl import flags
 from absl.testing import absltest
 from absl.testing import parameterized
 
 from experiments import common
+from mr_meta.suites import runner
 from mr_meta.suites import sinusoid
+import test_common  # pylint: disable=g-bad-import-order
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FLAGS = ['--num_iterations=4', '--log_every=2', '--test_inner_steps=2',
@@ -39,7 +43,19 @@ class SinusoidBinaryTest(parameterized.TestCase):
     self.assertEqual(entry['config']['num_iterations'], 4)
 
   @parameterized.parameters(*sorted(sinusoid.METHODS))
-  def test_every_method_writes_results(self, algo):
+  def test_every_method_trains_and_scores(self, algo):
+    # In-process: the binary builds exactly this Config from TINY_FLAGS.
+    config = common.config_from_flags(
+        sinusoid.Config, test_common.parsed_flags(sinusoid, f'--algo={algo}', *TINY_FLAGS))
+    out = tempfile.mkdtemp()
+    results, _ = runner.train_and_evaluate(sinusoid.experiment(config), [3],
+                                           [sinusoid.METHODS[algo].beta], output_dir=out)
+    self.check_entry(results[0], algo, sinusoid.METHODS[algo].beta)
+    with open(os.path.join(out, 'results.json')) as f:
+      self.assertEqual(json.load(f), results[0])
+
+  def test_binary_writes_results_and_config(self):
+    algo = 'mr_maml_w'
     out = tempfile.mkdtemp()
     proc = run_binary(f'--algo={algo}', '--seed=3', f'--output_dir={out}', *TINY_FLAGS)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
@@ -90,17 +106,25 @@ class SinusoidBinaryTest(parameterized.TestCase):
       ('negative_iterations', ['--num_iterations=-5'], 'num_iterations'),
       ('unknown_prng', ['--prng_impl=mt19937'], 'prng_impl'),
   )
-  def test_bad_flag_fails_before_training(self, flags, message):
-    out = os.path.join(tempfile.mkdtemp(), 'run')
-    proc = run_binary(f'--output_dir={out}', *flags)
-    self.assertNotEqual(proc.returncode, 0)
-    self.assertIn(message, proc.stderr)
-    self.assertNotIn('Training', proc.stderr)
-    self.assertFalse(os.path.exists(out))
-    # One clean message: no traceback, no flag listing (log lines aside).
-    said = [line for line in proc.stderr.splitlines() if not re.match(r'[IWE]\d{4} ', line)]
-    self.assertNotIn('Traceback', proc.stderr)
-    self.assertLessEqual(len(said), 2, said)
+  def test_bad_flag_is_refused_before_training(self, argv, message):
+    # In-process: parsing (absl's validators) or building the Config refuses it.
+    with self.assertRaisesRegex((flags.Error, app.UsageError), message):
+      flag_values = test_common.parsed_flags(sinusoid, *argv)
+      common.config_from_flags(sinusoid.Config, flag_values)
+
+  def test_bad_flag_exits_with_one_line_and_writes_nothing(self):
+    for argv, message in [(['--num_support=0'], 'num_support must be at least 1'),
+                          (['--beta=-0.1'], 'non-negative')]:
+      out = os.path.join(tempfile.mkdtemp(), 'run')
+      proc = run_binary(f'--output_dir={out}', *argv)
+      self.assertNotEqual(proc.returncode, 0)
+      self.assertIn(message, proc.stderr)
+      self.assertNotIn('Training', proc.stderr)
+      self.assertFalse(os.path.exists(out))
+      # One clean message: no traceback, no flag listing (log lines aside).
+      said = [line for line in proc.stderr.splitlines() if not re.match(r'[IWE]\d{4} ', line)]
+      self.assertNotIn('Traceback', proc.stderr)
+      self.assertLessEqual(len(said), 2, said)
 
   def test_config_checks_without_a_process(self):
     with self.assertRaisesRegex(ValueError, 'comma-separated integers'):
