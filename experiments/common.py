@@ -175,6 +175,29 @@ def task_mesh(meta_batch_size: int):
   return mesh
 
 
+def stored_configs(suite, stored_flags: dict, overrides: Sequence[str] = ()) -> list:
+  """[Config(, DataConfig)] of a run from its config.json flags, with test-time `overrides`.
+
+  `overrides` are name=value texts parsed as the binary parses flags; only the
+  suite's TEST_SETTINGS may change, since the checkpoint holds the trained model.
+  """
+  suite_flags = flags.FlagValues()
+  define_suite_flags(suite, flag_values=suite_flags)
+  names = {field.name for cls in config_classes(suite)
+           for field in dataclasses.fields(cls)}
+  aliases = flag_aliases(suite)
+  stored = {aliases.get(k, k): v for k, v in stored_flags.items()}
+  argv = [f'--{k}={",".join(map(str, v)) if isinstance(v, list) else v}'
+          for k, v in stored.items() if k in names and v is not None]
+  changed = [text.split('=', 1)[0] for text in overrides]
+  refused = sorted(set(changed) - set(suite.TEST_SETTINGS))
+  if refused:
+    raise app.UsageError(f'{refused} change the trained model; --set takes only '
+                         f'{sorted(suite.TEST_SETTINGS)}.')
+  suite_flags(['rescore', '--output_dir=unused', *argv, *[f'--{t}' for t in overrides]])
+  return [config_from_flags(cls, suite_flags) for cls in config_classes(suite)]
+
+
 def run_flags(suite) -> dict:
   """The flags of `suite`'s binary that determine its numbers."""
   values = flags.FLAGS

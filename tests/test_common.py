@@ -89,5 +89,32 @@ class ConfigFlagsTest(parameterized.TestCase):
       flags.FLAGS = saved
 
 
+class RescoreTest(absltest.TestCase):
+
+  def test_stored_flags_give_the_run_config_with_test_time_overrides(self):
+    stored = {'algo': 'maml', 'way': 5, 'nme': False, 'beta': '0.1', 'split_seed': 2,
+              'test_posterior_mean': None}
+    config, data_config = common.stored_configs(
+        omniglot, stored, ['test_inner_steps=3', 'test_posterior_mean=true'])
+    self.assertEqual(config, omniglot.Config(algo='maml', num_ways=5, nme=False,
+                                             test_inner_steps=3, test_posterior_mean=True))
+    self.assertEqual(data_config, omniglot.DataConfig(split_seed=2))
+    with self.assertRaisesRegex(app.UsageError, r"\['num_shots'\] change the trained model"):
+      common.stored_configs(omniglot, stored, ['num_shots=5'])
+
+  def test_rescoring_a_run_reproduces_it_and_test_settings_change_it(self):
+    config = sinusoid.Config(algo='mr_maml_w', num_iterations=4, log_every=2,
+                             test_inner_steps=2, num_test_tasks=3, num_test_samples=2)
+    output_dir = tempfile.mkdtemp()
+    results, _ = runner.train_and_evaluate(sinusoid.experiment(config), [3, 4], [0.0, 0.1],
+                                           output_dir=output_dir)
+    again = runner.rescore(sinusoid.experiment(config), output_dir)
+    self.assertEqual([r['metrics'] for r in again], [r['metrics'] for r in results])
+    self.assertEqual([r['step'] for r in again], [4, 4])
+    mean = runner.rescore(
+        sinusoid.experiment(dataclasses.replace(config, test_posterior_mean=True)), output_dir)
+    self.assertNotEqual(mean[1]['metrics'], results[1]['metrics'])
+
+
 if __name__ == '__main__':
   absltest.main()

@@ -115,6 +115,11 @@ PROTOCOLS = {
 }
 
 
+# Config fields that change only how a trained model is scored (experiments/rescore.py).
+TEST_SETTINGS = ('test_inner_steps', 'num_test_tasks', 'num_train_eval_tasks',
+                 'num_test_samples', 'test_posterior_mean', 'eval_split')
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
   algo: str = runner.setting('mr_maml_w', 'Method.', choices=sorted(METHODS))

@@ -85,6 +85,11 @@ PROTOCOLS = {
 }
 
 
+# Config fields that change only how a trained model is scored (experiments/rescore.py).
+TEST_SETTINGS = ('test_inner_steps', 'num_test_batches', 'num_meter_tasks',
+                 'num_test_samples')
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
   algo: str = runner.setting('mr_maml_w', 'Method.', choices=sorted(METHODS))

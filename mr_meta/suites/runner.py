@@ -165,6 +165,33 @@ def record_run(output_dir: str, benchmark: str, config_record: dict,
       path, lambda f: f.write(json.dumps(record, indent=2, default=str).encode()))
 
 
+def population_scorer(experiment: Experiment, keys: jax.Array):
+  """jit(params of the population, task data) -> metrics [population]; fixed keys per run."""
+  eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
+  score = jax.jit(jax.vmap(experiment.evaluate, in_axes=(0, 0, None)))
+  return lambda params, task_data: score(params, eval_keys, task_data)
+
+
+def rescore(experiment: Experiment, run_dir: str, task_data: Any = None) -> list[dict]:
+  """Scores the newest checkpoint of the population run in `run_dir` under `experiment`.
+
+  The evaluation keys are the run's own, so `experiment` with the run's settings
+  reproduces its results.json; change test-time settings only (test inner
+  steps, posterior samples or mean, evaluation split), since the checkpoint is
+  read as `experiment`'s model.
+  """
+  with open(os.path.join(run_dir, 'config.json')) as f:
+    run = json.load(f)['run']
+  seeds, betas = run['seeds'], run['betas']
+  step, states = restore_states(run_dir, experiment, len(seeds))
+  keys, _ = training.make_population(seeds, betas)
+  metrics = jax.device_get(population_scorer(experiment, keys)(states.params, task_data))
+  return [{'benchmark': experiment.suite, 'algo': experiment.learner.name, 'beta': float(beta),
+           'seed': int(seed), 'step': step, 'prng_impl': jax.config.jax_default_prng_impl,
+           'metrics': {name: float(values[i]) for name, values in metrics.items()},
+           'config': experiment.settings} for i, (seed, beta) in enumerate(zip(seeds, betas))]
+
+
 def train_and_evaluate(experiment: Experiment, seeds: Sequence[int], betas: Sequence[float],
                        task_data: Any = None, output_dir: str | None = None,
                        mesh: Mesh | None = None, eval_every: int | None = None):
@@ -193,8 +220,7 @@ def train_and_evaluate(experiment: Experiment, seeds: Sequence[int], betas: Sequ
     raise training.ConfigError(
         f'eval_every ({eval_every}) must be a positive multiple of log_every ({log_every}).')
   keys, beta_array = training.make_population(seeds, betas)
-  eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
-  score = jax.jit(jax.vmap(experiment.evaluate, in_axes=(0, 0, None)))
+  score = population_scorer(experiment, keys)
   states = initial_states(learner, optimizer, keys)
   checkpointer = writer = None
   if output_dir is not None:
@@ -223,7 +249,7 @@ def train_and_evaluate(experiment: Experiment, seeds: Sequence[int], betas: Sequ
         writer.write(step, i, {k: v if np.ndim(v) == 0 else v[i]
                                for k, v in metrics.items()})
       if eval_every is not None and step % eval_every == 0 and step < num_iterations:
-        curve = jax.device_get(score(states.params, eval_keys, task_data))
+        curve = jax.device_get(score(states.params, task_data))
         for i in range(len(seeds)):
           writer.write(step, i, {f'eval/{k}': float(v[i]) for k, v in curve.items()})
       writer.flush()
@@ -249,7 +275,7 @@ def train_and_evaluate(experiment: Experiment, seeds: Sequence[int], betas: Sequ
       checkpointer.close()
   logging.info('%s: scoring %d run(s) on the evaluation tasks.', learner.name, len(seeds))
   start = time.time()
-  metrics = jax.device_get(score(states.params, eval_keys, task_data))
+  metrics = jax.device_get(score(states.params, task_data))
   logging.info('%s: scored in %.0f s (compilation included).', learner.name,
                time.time() - start)
   final_steps = np.asarray(jax.device_get(states.step))

@@ -61,6 +61,11 @@ VALIDATION_BETAS = {
 }
 
 
+# Config fields that change only how a trained model is scored (experiments/rescore.py).
+TEST_SETTINGS = ('test_inner_steps', 'test_shots', 'num_test_tasks', 'num_test_samples',
+                 'test_posterior_mean', 'test_max_grad_norm', 'eval_split')
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
   algo: str = runner.setting('mr_maml_w', 'Method.', choices=sorted(METHODS))
