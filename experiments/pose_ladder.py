@@ -137,9 +137,10 @@ def markdown(results: dict, command: str) -> str:
       'memorizer scores about the same on both), against training steps. One seed; MAML '
       "with the reference's weight decay 1e-3, MR-MAML(W) with beta 1e-3 and rho -20. "
       'Rung = crop c, pooled to i px, predictor filters f, training inner steps s, '
-      'meta-batch b. The last row of a rung: steps trained of those planned, and the '
-      'wall time per training step (compilation and scoring included; the runs of this '
-      'table shared the 2 cores with one or two other jobs).', '',
+      'meta-batch b, then any other change (meta-lr, initial rho). The last row of a '
+      'rung: steps trained of those planned, and the wall time per training step '
+      '(compilation and scoring included; the runs of this table shared the 2 cores with '
+      'one to three other jobs).', '',
       '| rung | step | MAML test | own / other | MR-MAML(W) test | own / other '
       '| MAML / MR |',
       '|---|---|---|---|---|---|---|',
