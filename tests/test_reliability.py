@@ -218,7 +218,8 @@ class OutputDirTest(absltest.TestCase):
 
   def test_different_flags_are_refused_unless_overwrite(self):
     out = tempfile.mkdtemp()
-    tiny = ['--algo=mr_cnp_w', '--num_iterations=4', '--log_every=2', f'--output_dir={out}']
+    tiny = ['--algo=mr_cnp_w', '--num_iterations=4', '--log_every=2', '--num_test_tasks=3',
+            '--num_test_samples=2', f'--output_dir={out}']
     self.assertEqual(run_binary(*tiny).returncode, 0)
     with open(os.path.join(out, 'results.json')) as f:
       before = f.read()
@@ -235,7 +236,8 @@ class OutputDirTest(absltest.TestCase):
 
   def test_flag_missing_from_an_older_config_counts_as_its_default(self):
     out = tempfile.mkdtemp()
-    tiny = ['--algo=cnp', '--num_iterations=4', '--log_every=2', f'--output_dir={out}']
+    tiny = ['--algo=cnp', '--num_iterations=4', '--log_every=2', '--num_test_tasks=3',
+            f'--output_dir={out}']
     self.assertEqual(run_binary(*tiny).returncode, 0)
     config_path = os.path.join(out, 'config.json')
     with open(config_path) as f:

@@ -8,6 +8,9 @@ import tempfile
 
 from absl.testing import absltest
 
+from mr_meta.suites import runner
+from mr_meta.suites import sinusoid
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -52,11 +55,11 @@ class ScriptsTest(absltest.TestCase):
       assert_png(self, os.path.join(out, f'sinusoid_{figure}.png'))
 
   def test_plot_draws_every_figure_of_a_sweep(self):
-    run = tempfile.mkdtemp()
-    proc = run_module('experiments.sinusoid', '--algo=mr_cnp_w', '--beta=0,0.1',
-                      '--num_iterations=4', '--log_every=2', '--num_test_tasks=3',
-                      '--num_test_samples=2', f'--output_dir={run}')
-    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    run = tempfile.mkdtemp()  # trained in-process: only the plotting runs as a user runs it
+    config = sinusoid.Config(algo='mr_cnp_w', num_iterations=4, log_every=2,
+                             num_test_tasks=3, num_test_samples=2)
+    runner.train_and_evaluate(sinusoid.experiment(config), [0, 0], [0.0, 0.1], output_dir=run,
+                              eval_every=2)
     out = tempfile.mkdtemp()
     proc = run_module('experiments.plot', f'--run_dirs={run}', f'--output_dir={out}')
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
