@@ -35,6 +35,9 @@ _NUM_ITERATIONS = flags.DEFINE_integer('num_iterations', None,
                                        "Override every row's iteration count (smoke runs).")
 _NUM_TEST_TASKS = flags.DEFINE_integer('num_test_tasks', None,
                                        'Override the 600 test tasks (smoke runs).')
+_NUM_TRAIN_EVAL_TASKS = flags.DEFINE_integer(
+    'num_train_eval_tasks', None, "Override the 200 meta-training tasks of Table 5's "
+    'pre-adaptation accuracy (smoke runs).')
 _RUNS_DIR = flags.DEFINE_string('runs_dir', 'runs/reproduce_omniglot',
                                 'Checkpoints and metrics; emptied first.')
 common.define_data_flags('omniglot/')
@@ -124,7 +127,8 @@ def main(argv):
   for index, row in enumerate(rows):
     config = omniglot.Config(algo=row.algo, protocol=_PROTOCOL.value, num_shots=row.shots,
                              nme=row.nme, num_iterations=_NUM_ITERATIONS.value,
-                             num_test_tasks=_NUM_TEST_TASKS.value)
+                             num_test_tasks=_NUM_TEST_TASKS.value,
+                             num_train_eval_tasks=_NUM_TRAIN_EVAL_TASKS.value)
     beta = config.default_beta
     t0 = time.time()
     runs, _ = runner.train_and_evaluate(

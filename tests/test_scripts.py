@@ -71,7 +71,7 @@ class ScriptsTest(absltest.TestCase):
     proc = run_module('experiments.reproduce_omniglot', f'--output_dir={out}',
                       f'--runs_dir={tempfile.mkdtemp()}', f'--cache_dir={tempfile.mkdtemp()}',
                       '--rows=fomaml/1/nme/2,maml/1/me/1', '--num_iterations=1',
-                      '--num_test_tasks=4')
+                      '--num_test_tasks=4', '--num_train_eval_tasks=4')
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     with open(os.path.join(out, 'omniglot_table4.md')) as f:
       table = f.read()
