@@ -126,6 +126,11 @@ def config_classes(suite) -> list[type]:
   return [cls for cls in (suite.Config, getattr(suite, 'DataConfig', None)) if cls]
 
 
+def config_fields(suite) -> list[dataclasses.Field]:
+  """Every field of `suite`'s config dataclasses: one flag each."""
+  return [field for cls in config_classes(suite) for field in dataclasses.fields(cls)]
+
+
 def define_suite_flags(suite, data_content: str | None = None,
                        flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """Every flag of `suite`'s binary: one per config field, the population's, the data's."""
@@ -183,8 +188,7 @@ def stored_configs(suite, stored_flags: dict, overrides: Sequence[str] = ()) -> 
   """
   suite_flags = flags.FlagValues()
   define_suite_flags(suite, flag_values=suite_flags)
-  names = {field.name for cls in config_classes(suite)
-           for field in dataclasses.fields(cls)}
+  names = {field.name for field in config_fields(suite)}
   aliases = flag_aliases(suite)
   stored = {aliases.get(k, k): v for k, v in stored_flags.items()}
   argv = [f'--{k}={",".join(map(str, v)) if isinstance(v, list) else v}'
@@ -201,7 +205,7 @@ def stored_configs(suite, stored_flags: dict, overrides: Sequence[str] = ()) -> 
 def run_flags(suite) -> dict:
   """The flags of `suite`'s binary that determine its numbers."""
   values = flags.FLAGS
-  names = [field.name for cls in config_classes(suite) for field in dataclasses.fields(cls)]
+  names = [field.name for field in config_fields(suite)]
   names += ['beta', 'seed', 'num_seeds', 'num_devices', 'prng_impl']
   return {name: values[name].value for name in sorted(set(names))
           if name not in RESUMABLE_FLAGS}
@@ -209,8 +213,8 @@ def run_flags(suite) -> dict:
 
 def flag_aliases(suite) -> dict:
   """{older flag name: its config field}: config.json files may hold the older names."""
-  return {alias: field.name for cls in config_classes(suite)
-          for field in dataclasses.fields(cls) for alias in field.metadata.get('aliases', ())}
+  return {alias: field.name for field in config_fields(suite)
+          for alias in field.metadata.get('aliases', ())}
 
 
 class IntListParser(flags.ListParser):
