@@ -33,7 +33,7 @@ pose-ladder: $(STAMP)
 
 # Tables 4-5 rows on the CPU protocol (about an hour on 2 cores).
 reproduce-omniglot: $(STAMP)
-	$(PY) -m experiments.reproduce_omniglot --output_dir=results
+	$(PY) -m experiments.reproduce_omniglot --protocol=cpu_k5 --output_dir=results
 
 # Accuracy against the NME pool size (MAML, MR-MAML(W), the ME control; about 2 h on 2 cores).
 memorization-omniglot: $(STAMP)

@@ -186,19 +186,30 @@ def stored_configs(suite, stored_flags: dict, overrides: Sequence[str] = ()) -> 
   `overrides` are name=value texts parsed as the binary parses flags; only the
   suite's TEST_SETTINGS may change, since the checkpoint holds the trained model.
   """
-  suite_flags = flags.FlagValues()
-  define_suite_flags(suite, flag_values=suite_flags)
   names = {field.name for field in config_fields(suite)}
   aliases = flag_aliases(suite)
   stored = {aliases.get(k, k): v for k, v in stored_flags.items()}
-  argv = [f'--{k}={",".join(map(str, v)) if isinstance(v, list) else v}'
-          for k, v in stored.items() if k in names and v is not None]
+  settings = [f'{k}={",".join(map(str, v)) if isinstance(v, list) else v}'
+              for k, v in stored.items() if k in names and v is not None]
   changed = [text.split('=', 1)[0] for text in overrides]
   refused = sorted(set(changed) - set(suite.TEST_SETTINGS))
   if refused:
     raise app.UsageError(f'{refused} change the trained model; --set takes only '
                          f'{sorted(suite.TEST_SETTINGS)}.')
-  suite_flags(['rescore', '--output_dir=unused', *argv, *[f'--{t}' for t in overrides]])
+  return configs_from_settings(suite, [*settings, *overrides])
+
+
+def configs_from_settings(suite, settings: Sequence[str]) -> list:
+  """[Config(, DataConfig)] of `suite` from name=value texts, parsed as its binary's flags.
+
+  A later text overrides an earlier one; an unknown name or a bad value is a UsageError.
+  """
+  suite_flags = flags.FlagValues()
+  define_suite_flags(suite, flag_values=suite_flags)
+  try:
+    suite_flags(['settings', '--output_dir=unused', *[f'--{text}' for text in settings]])
+  except flags.Error as e:
+    raise app.UsageError(str(e)) from None
   return [config_from_flags(cls, suite_flags) for cls in config_classes(suite)]
 
 

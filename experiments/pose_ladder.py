@@ -48,6 +48,11 @@ RUNGS = {
     # The paper's 64 predictor filters: 16 -> 32 filters halved the early test MSE.
     'c64_i64_f64_s5_b10_lr2e-3': dict(crop=64, image_size=64, num_filters=64,
                                       train_inner_steps=5, meta_batch_size=10, meta_lr=2e-3),
+    # The paper's input: the whole 128px view at full resolution (8x8x64 before the
+    # encoder's Dense, as in maml_bbb), with the 32-filter predictor.
+    'c128_i128_f32_s5_b10_lr2e-3': dict(crop=128, image_size=128, num_filters=32,
+                                        train_inner_steps=5, meta_batch_size=10,
+                                        meta_lr=2e-3),
 }
 ITERATIONS = {'maml': 1000, 'mr_maml_w': 1500}
 # Rungs trained longer (runs extend from their checkpoints): the reference

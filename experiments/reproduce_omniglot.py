@@ -1,17 +1,21 @@
-r"""NME Omniglot 20-way (paper Tables 4-5) on the CPU protocol, or the full one on a GPU.
+r"""NME Omniglot 20-way (paper Tables 4-5) on a CPU protocol, or the full one on a GPU.
 
-  python -m experiments.reproduce_omniglot --output_dir=results
+  python -m experiments.reproduce_omniglot --protocol=cpu_k5 --output_dir=results
   python -m experiments.reproduce_omniglot --protocol=full \
       --rows=maml/1/nme/5,taml/1/nme/5,mr_maml_w/1/nme/5,maml/5/nme/5,...
 
-A row is algo/shots/nme|me/seeds; each row's seeds train as one vmapped
-population. Writes OUTPUT_DIR/omniglot_table4.md (accuracy and Table 5's
+A row is algo/shots/nme|me/seeds, optionally followed by /name=value:name=value
+overrides of the suite's settings (its binary's flag names; beta=B sets the KL
+weight), e.g. mr_maml_w/1/nme/3/beta=0:rho_init=-20. Each row's seeds train as
+one vmapped population in RUNS_DIR/<protocol>_<row>, which resumes from its
+checkpoints and is reused once finished, so an interrupted table picks up
+where it stopped. Writes OUTPUT_DIR/omniglot_table4.md (accuracy and Table 5's
 pre-adaptation train accuracy beside the paper's) and omniglot_table4.json.
 """
 import dataclasses
 import json
 import os
-import shutil
+import re
 import sys
 import time
 
@@ -24,13 +28,22 @@ from mr_meta import provenance
 from mr_meta.suites import omniglot
 from mr_meta.suites import runner
 
-# The default rows fit about an hour on 2 CPU cores; MR-MAML(W)'s stride-1
-# predictor costs ~7x MAML's step, hence its single seed.
-_ROWS = flags.DEFINE_list(
-    'rows', ['maml/1/nme/3', 'taml/1/nme/3', 'mr_maml_w/1/nme/1', 'maml/1/me/3',
-             'maml/5/nme/1'], 'algo/shots/nme|me/seeds per table row.')
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', 'results', 'Where the table goes.')
+# Each protocol's table. `cpu`: about an hour on 2 CPU cores; MR-MAML(W)'s stride-1
+# predictor costs ~7x MAML's step, hence its single seed. `cpu_k5`: MAML against
+# MR-MAML(W), the same head-only network without the KL, and both networks on
+# mutually exclusive tasks over the same 100 characters (the cost of memorization).
+ROW_FORMAT = 'algo/shots/nme|me/seeds[/name=value:...]'
+DEFAULT_ROWS = {
+    'cpu': ['maml/1/nme/3', 'taml/1/nme/3', 'mr_maml_w/1/nme/1', 'maml/1/me/3',
+            'maml/5/nme/1'],
+    'cpu_k5': ['mr_maml_w/1/nme/3', 'mr_maml_w/1/nme/3/beta=0:rho_init=-20',
+               'mr_maml_w/1/me/3/beta=0:rho_init=-20', 'maml/1/nme/3', 'maml/1/me/1'],
+}
 _PROTOCOL = flags.DEFINE_enum('protocol', 'cpu', sorted(omniglot.PROTOCOLS), 'Problem size.')
+_ROWS = flags.DEFINE_list(
+    'rows', None, f"{ROW_FORMAT} per table row. Default: the protocol's DEFAULT_ROWS "
+    "(cpu's for a protocol without its own).")
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', 'results', 'Where the table goes.')
 _NUM_ITERATIONS = flags.DEFINE_integer('num_iterations', None,
                                        "Override every row's iteration count (smoke runs).")
 _NUM_TEST_TASKS = flags.DEFINE_integer('num_test_tasks', None,
@@ -39,7 +52,7 @@ _NUM_TRAIN_EVAL_TASKS = flags.DEFINE_integer(
     'num_train_eval_tasks', None, "Override the 200 meta-training tasks of Table 5's "
     'pre-adaptation accuracy (smoke runs).')
 _RUNS_DIR = flags.DEFINE_string('runs_dir', 'runs/reproduce_omniglot',
-                                'Checkpoints and metrics; emptied first.')
+                                'Checkpoints, metrics and results of every row.')
 common.define_data_flags('omniglot/')
 
 # Paper Tables 4 (meta-test accuracy) and 5 (pre-update meta-train accuracy),
@@ -62,23 +75,55 @@ class Row:
   shots: int
   nme: bool
   seeds: int
+  beta: float | None = None  # None: the protocol's / method's
+  settings: tuple[str, ...] = ()  # name=value overrides of omniglot.Config
+
+  @property
+  def text(self) -> str:
+    overrides = ([] if self.beta is None else [f'beta={self.beta:g}']) + list(self.settings)
+    return '/'.join([self.algo, str(self.shots), 'nme' if self.nme else 'me',
+                     str(self.seeds)] + ([':'.join(overrides)] if overrides else []))
 
 
 def parse_row(text: str) -> Row:
   try:
-    algo, shots, kind, seeds = text.split('/')
-    row = Row(algo, int(shots), {'nme': True, 'me': False}[kind], int(seeds))
+    algo, shots, kind, seeds, *rest = text.split('/')
+    overrides = rest[0].split(':') if len(rest) == 1 and rest[0] else []
+    if len(rest) > 1 or any('=' not in o for o in overrides):
+      raise ValueError
+    beta = [float(o.split('=', 1)[1]) for o in overrides if o.startswith('beta=')]
+    row = Row(algo, int(shots), {'nme': True, 'me': False}[kind], int(seeds),
+              beta[-1] if beta else None,
+              tuple(o for o in overrides if not o.startswith('beta=')))
   except (ValueError, KeyError):
-    raise app.UsageError(f'Bad row {text!r}: expected algo/shots/nme|me/seeds, '
-                         'e.g. maml/1/nme/3.') from None
-  if row.algo not in omniglot.METHODS or row.seeds < 1:
+    raise app.UsageError(f'Bad row {text!r}: expected {ROW_FORMAT}, e.g. maml/1/nme/3 or '
+                         'mr_maml_w/1/nme/3/beta=0:rho_init=-20.') from None
+  if row.algo not in omniglot.METHODS or row.seeds < 1 or (row.beta or 0) < 0:
     raise app.UsageError(f'Bad row {text!r}: algo must be one of '
-                         f'{sorted(omniglot.METHODS)} and seeds >= 1.')
+                         f'{sorted(omniglot.METHODS)}, seeds >= 1 and beta >= 0.')
   return row
+
+
+def row_config(row: Row, protocol: str) -> omniglot.Config:
+  smoke = {'num_iterations': _NUM_ITERATIONS.value, 'num_test_tasks': _NUM_TEST_TASKS.value,
+           'num_train_eval_tasks': _NUM_TRAIN_EVAL_TASKS.value}
+  try:
+    config, _ = common.configs_from_settings(omniglot, [
+        f'algo={row.algo}', f'protocol={protocol}', f'num_shots={row.shots}',
+        f'nme={row.nme}', *row.settings,
+        *[f'{name}={value}' for name, value in smoke.items() if value is not None]])
+  except app.UsageError as e:
+    raise app.UsageError(f'Bad row {row.text!r}: {e}') from None
+  return config
 
 
 def _percent(values) -> str:
   return f'{100 * np.mean(values):.1f} ({100 * np.std(values):.1f})'
+
+
+def _row_label(row: Row) -> str:
+  overrides = ([] if row.beta is None else [f'beta={row.beta:g}']) + list(row.settings)
+  return NAMES[row.algo] + (f" ({', '.join(overrides)})" if overrides else '')
 
 
 def markdown_table(results, command: str, wall_seconds: float) -> str:
@@ -88,58 +133,94 @@ def markdown_table(results, command: str, wall_seconds: float) -> str:
       f'Command: `{command}`  ',
       f'Machine: {provenance.machine()}  ',
       f'Protocol: `{settings["protocol"]}` ({settings["num_filters"]} filters, meta-batch '
-      f'{settings["meta_batch_size"]}, {settings["train_inner_steps"]} inner steps at lr '
-      f'{settings["inner_lr"]:g} in training, {settings["test_inner_steps"]} at test); '
-      f'wall time {wall_seconds / 60:.1f} min for everything below.', '',
+      f'{settings["meta_batch_size"]}, meta-lr {settings["meta_lr"]:g}, '
+      f'{settings["classes_per_label"] or "all"} characters per NME label, '
+      f'{settings["train_inner_steps"]} inner steps at lr {settings["inner_lr"]:g} in '
+      f'training, {settings["test_inner_steps"]} at test); wall time '
+      f'{wall_seconds / 60:.1f} min for the sitting that wrote this table (each row\'s own '
+      'training time, over every sitting, is in its last column).', '',
       'Accuracy in %, mean (std over seeds). "test" is meta-test accuracy on '
       f'{settings["num_test_tasks"]} fixed tasks of the 423 held-out characters (FINN\'s '
-      '95% interval of one run in the json); '
-      '"pre-adapt train" is Table 5\'s diagnostic, meta-training tasks scored before '
+      '95% interval of one run in the json), with one sample of the mean-field weights '
+      '(as the pose code scores); "mean" scores the same checkpoints with the posterior '
+      'mean. "pre-adapt train" is Table 5\'s diagnostic, meta-training tasks scored before '
       'adaptation: near 100 means memorization, 5 (chance) means the model relies on '
       'its support set. Chance is 5.', '',
-      '| method | tasks | shots | beta | iterations | seeds | test | paper | '
+      '| method | tasks | shots | beta | iterations | seeds | test | mean | paper | '
       'pre-adapt train | paper | post-adapt train | time |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ]
-  for row, runs, seconds in results:
-    paper = PAPER.get((row.algo, row.shots, row.nme), ('-', '-'))
-    metric = lambda name: [r['metrics'][name] for r in runs]
+  for row, runs, mean_runs, seconds in results:
+    paper = (('-', '-') if row.settings or row.beta is not None
+             else PAPER.get((row.algo, row.shots, row.nme), ('-', '-')))
+    metric = lambda name, runs=runs: [r['metrics'][name] for r in runs]
+    mean = _percent([r['metrics']['accuracy'] for r in mean_runs]) if mean_runs else '-'
     lines.append(
-        f"| {NAMES[row.algo]} | {'NME' if row.nme else 'ME'} | {row.shots} | "
+        f"| {_row_label(row)} | {'NME' if row.nme else 'ME'} | {row.shots} | "
         f"{runs[0]['beta']:g} | {runs[0]['config']['num_iterations']} | {len(runs)} | "
-        f"{_percent(metric('accuracy'))} | {paper[0]} | "
+        f"{_percent(metric('accuracy'))} | {mean} | {paper[0]} | "
         f"{_percent(metric('pre_adapt_train_accuracy'))} | {paper[1]} | "
         f"{_percent(metric('post_adapt_train_accuracy'))} | {seconds / 60:.1f} min |")
   return '\n'.join(lines) + '\n'
 
 
+def train_row(row: Row, config: omniglot.Config, data, run_dir: str) -> tuple[list, float]:
+  """The row's results, trained or resumed as needed, and its training seconds so far.
+
+  Training time accumulates in run_dir/wall_seconds.json over the sittings that
+  trained the row, an interrupted one included.
+  """
+  time_path = os.path.join(run_dir, 'wall_seconds.json')
+  seconds = 0.0
+  if os.path.exists(time_path):
+    with open(time_path) as f:
+      seconds = json.load(f)
+  beta = config.default_beta if row.beta is None else row.beta
+  results_path = os.path.join(run_dir, 'results.json')
+  finished = False
+  if os.path.exists(results_path):
+    with open(results_path) as f:
+      stored = json.load(f)
+    stored = stored if isinstance(stored, list) else [stored]
+    finished = stored[0]['config']['num_iterations'] == config.resolved()['num_iterations']
+  t0 = time.time()
+  try:
+    runs, _ = common.run_or_exit(runner.train_and_evaluate, omniglot.experiment(config),
+                                 list(range(row.seeds)), [beta] * row.seeds, data, run_dir)
+  finally:
+    if not finished and os.path.isdir(run_dir):
+      seconds += time.time() - t0
+      with open(time_path, 'w') as f:
+        json.dump(seconds, f)
+  return runs, seconds
+
+
 def main(argv):
   del argv
-  rows = [parse_row(text) for text in _ROWS.value]
+  protocol = _PROTOCOL.value
+  rows = [parse_row(text) for text in
+          _ROWS.value or DEFAULT_ROWS.get(protocol, DEFAULT_ROWS['cpu'])]
+  configs = [row_config(row, protocol) for row in rows]
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
-  if os.path.isdir(_RUNS_DIR.value):
-    shutil.rmtree(_RUNS_DIR.value)
   command = ' '.join(['python -m experiments.reproduce_omniglot'] + sys.argv[1:])
   t_start = time.time()
   data, manifest = omniglot.load_task_data(omniglot.Config(), omniglot.DataConfig(),
                                            flags.FLAGS.data_dir, flags.FLAGS.cache_dir)
   results, everything = [], []
-  for index, row in enumerate(rows):
-    config = omniglot.Config(algo=row.algo, protocol=_PROTOCOL.value, num_shots=row.shots,
-                             nme=row.nme, num_iterations=_NUM_ITERATIONS.value,
-                             num_test_tasks=_NUM_TEST_TASKS.value,
-                             num_train_eval_tasks=_NUM_TRAIN_EVAL_TASKS.value)
-    beta = config.default_beta
-    t0 = time.time()
-    runs, _ = runner.train_and_evaluate(
-        omniglot.experiment(config), list(range(row.seeds)), [beta] * row.seeds, data,
-        os.path.join(_RUNS_DIR.value, f'{index}_{row.algo}_{row.shots}shot_'
-                     f'{"nme" if row.nme else "me"}'))
-    results.append((row, runs, time.time() - t0))
-    everything.extend(dict(run, row=dataclasses.asdict(row)) for run in runs)
-    print(f'{row}: test {_percent([r["metrics"]["accuracy"] for r in runs])}, pre-adapt '
+  for row, config in zip(rows, configs):
+    run_dir = os.path.join(_RUNS_DIR.value,
+                           protocol + '_' + re.sub(r'[^A-Za-z0-9.=-]+', '_', row.text))
+    runs, seconds = train_row(row, config, data, run_dir)
+    # The same checkpoints at the posterior mean of the mean-field weights.
+    mean_runs = (runner.rescore(omniglot.experiment(
+        dataclasses.replace(config, test_posterior_mean=True)), run_dir, data)
+                 if row.algo == 'mr_maml_w' else [])
+    results.append((row, runs, mean_runs, seconds))
+    everything.extend(dict(run, row=row.text) for run in runs)
+    everything.extend(dict(run, row=row.text, scored_at='posterior mean') for run in mean_runs)
+    print(f'{row.text}: test {_percent([r["metrics"]["accuracy"] for r in runs])}, pre-adapt '
           f'{_percent([r["metrics"]["pre_adapt_train_accuracy"] for r in runs])} '
-          f'({time.time() - t0:.0f} s)', flush=True)
+          f'({seconds:.0f} s of training)', flush=True)
   table = markdown_table(results, command, time.time() - t_start)
   with open(os.path.join(_OUTPUT_DIR.value, 'omniglot_table4.md'), 'w') as f:
     f.write(table)

@@ -70,16 +70,19 @@ class ScriptsTest(absltest.TestCase):
     out = tempfile.mkdtemp()
     proc = run_module('experiments.reproduce_omniglot', f'--output_dir={out}',
                       f'--runs_dir={tempfile.mkdtemp()}', f'--cache_dir={tempfile.mkdtemp()}',
-                      '--rows=fomaml/1/nme/2,maml/1/me/1', '--num_iterations=1',
-                      '--num_test_tasks=4', '--num_train_eval_tasks=4')
+                      '--rows=fomaml/1/nme/2,maml/1/me/1/num_filters=8',
+                      '--num_iterations=1', '--num_test_tasks=4', '--num_train_eval_tasks=4')
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     with open(os.path.join(out, 'omniglot_table4.md')) as f:
       table = f.read()
     self.assertIn('| FOMAML | NME | 1 | 0 | 1 | 2 |', table)
-    self.assertIn('| 95.8 (0.3), ME |', table)  # Finn et al.'s ME 20-way 1-shot
+    # An overridden row is not the paper's setting, so it gets no paper number.
+    self.assertIn('| MAML (num_filters=8) | ME | 1 | 0 | 1 | 1 |', table)
     with open(os.path.join(out, 'omniglot_table4.json')) as f:
       runs = json.load(f)['runs']
-    self.assertEqual([r['row']['algo'] for r in runs], ['fomaml', 'fomaml', 'maml'])
+    self.assertEqual([r['row'] for r in runs],
+                     ['fomaml/1/nme/2', 'fomaml/1/nme/2', 'maml/1/me/1/num_filters=8'])
+    self.assertEqual(runs[2]['config']['num_filters'], 8)
     proc = run_module('experiments.reproduce_omniglot', '--rows=maml/1/xx/3')
     self.assertNotEqual(proc.returncode, 0)
     self.assertIn('expected algo/shots/nme|me/seeds', proc.stderr)
