@@ -204,10 +204,14 @@ def main(argv):
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
   command = ' '.join(['python -m experiments.reproduce_omniglot'] + sys.argv[1:])
   t_start = time.time()
-  data, manifest = omniglot.load_task_data(omniglot.Config(), omniglot.DataConfig(),
-                                           flags.FLAGS.data_dir, flags.FLAGS.cache_dir)
-  results, everything = [], []
+  results, everything, loaded = [], [], {}
   for row, config in zip(rows, configs):
+    # The NME pools (and any validation split) depend on the row's settings.
+    data_key = (config.num_ways, config.resolved()['classes_per_label'], config.eval_split)
+    if data_key not in loaded:
+      loaded[data_key] = omniglot.load_task_data(config, omniglot.DataConfig(),
+                                                 flags.FLAGS.data_dir, flags.FLAGS.cache_dir)
+    data, manifest = loaded[data_key]
     run_dir = os.path.join(_RUNS_DIR.value,
                            protocol + '_' + re.sub(r'[^A-Za-z0-9.=-]+', '_', row.text))
     runs, seconds = train_row(row, config, data, run_dir)

@@ -39,6 +39,7 @@ _NUM_ITERATIONS = flags.DEFINE_integer(
     'num_iterations', None, "Override every method's iteration count (smoke runs only).")
 _RUNS_DIR = flags.DEFINE_string('runs_dir', 'runs/reproduce_pose',
                                 'Checkpoints and metrics; emptied first.')
+common.define_data_flags('pose/pose_meshes80.npz')
 
 # Paper Tables 2-3: meta-test MSE, mean (std) over 5 trials.
 PAPER = {'maml': (5.39, 1.31), 'mr_maml_w': (2.26, 0.09), 'cnp': (8.48, 0.12),
@@ -97,7 +98,8 @@ def main(argv):
   command = 'python -m experiments.reproduce_pose ' + ' '.join(sys.argv[1:])
   seeds = list(range(_NUM_SEEDS.value))
   t_start = time.time()
-  data, manifest = pose.load_task_data(pose.Config(protocol=_PROTOCOL.value))
+  data, manifest = pose.load_task_data(pose.Config(protocol=_PROTOCOL.value), pose.DataConfig(),
+                                       flags.FLAGS.data_dir, flags.FLAGS.cache_dir)
   rows, everything = [], []
   for algo in _ALGOS.value:
     config = pose.Config(algo=algo, protocol=_PROTOCOL.value,

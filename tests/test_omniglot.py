@@ -167,6 +167,14 @@ class OmniglotMethodsTest(parameterized.TestCase):
       with self.assertRaisesRegex(ValueError, message):
         omniglot.Config(**kwargs)
 
+  def test_sampler_refuses_data_loaded_for_other_pools(self):
+    data = fake_data()
+    held = data.label_pools.shape[1]
+    omniglot.task_sampler(tiny_config(classes_per_label=held))(jax.random.key(0), data)
+    with self.assertRaisesRegex(ValueError, f'pools of {held} characters.*'
+                                f'classes_per_label={held + 1}'):
+      omniglot.task_sampler(tiny_config(classes_per_label=held + 1))(jax.random.key(0), data)
+
   def test_protocol_settings_reach_mr_maml_w_only(self):
     mr = omniglot.Config(algo='mr_maml_w', protocol='cpu_pools')
     self.assertEqual((mr.default_beta, mr.resolved()['rho_init'], mr.resolved()['mr_encoder'],

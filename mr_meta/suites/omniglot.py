@@ -328,8 +328,16 @@ def load_task_data(config: Config, source: DataConfig = DataConfig(),
 
 def task_sampler(config: Config):
   settings = config.resolved()
+  pool = settings['classes_per_label']
 
   def sample(key, data: tasks.OmniglotData):
+    # Shapes are static under jit: data loaded for other pools fails at trace time.
+    ways, held = data.label_pools.shape
+    if ways != config.num_ways or pool not in (None, held):
+      raise ValueError(
+          f'The task data hold {ways}-way pools of {held} characters, but the config asks '
+          f'for {config.num_ways} ways and classes_per_label={pool}: load it with '
+          'load_task_data(config).')
     return tasks.sample_train_batch(
         key, data, settings['meta_batch_size'], config.num_ways, config.num_shots,
         settings['num_query'], mutually_exclusive=not config.nme)
