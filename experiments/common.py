@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 import types
 import typing
 from typing import Sequence
@@ -131,13 +132,18 @@ def config_fields(suite) -> list[dataclasses.Field]:
   return [field for cls in config_classes(suite) for field in dataclasses.fields(cls)]
 
 
+def define_config_flags(cls, flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """One flag per field of the config dataclass `cls`: its name, type, default and help."""
+  hints = typing.get_type_hints(cls)
+  for field in dataclasses.fields(cls):
+    _define_field_flag(field, hints[field.name], flag_values)
+
+
 def define_suite_flags(suite, data_content: str | None = None,
                        flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """Every flag of `suite`'s binary: one per config field, the population's, the data's."""
   for cls in config_classes(suite):
-    hints = typing.get_type_hints(cls)
-    for field in dataclasses.fields(cls):
-      _define_field_flag(field, hints[field.name], flag_values)
+    define_config_flags(cls, flag_values)
   define_population_flags(flag_values)
   if data_content is not None:
     define_data_flags(data_content, flag_values)
@@ -347,6 +353,53 @@ def run_or_exit(train, *args, **kwargs):
     raise SystemExit(f'Stopped: {e}') from None
   except training.ConfigError as e:
     raise SystemExit(f'Error: {e}') from None
+
+
+def split_overrides(text: str) -> tuple[float | None, tuple[str, ...]]:
+  """'beta=0:rho_init=-20' -> (0.0, ('rho_init=-20',)): a table row's setting overrides.
+
+  beta sets the row's KL weight (None: the method's); the other name=value texts
+  are config settings under their flag names. A bad text raises ValueError.
+  """
+  overrides = text.split(':') if text else []
+  if any('=' not in o for o in overrides):
+    raise ValueError(f'expected name=value overrides separated by ":", got {text!r}')
+  betas = [float(o.split('=', 1)[1]) for o in overrides if o.startswith('beta=')]
+  if any(b < 0 for b in betas):
+    raise ValueError(f'beta must be >= 0, got {text!r}')
+  return (betas[-1] if betas else None,
+          tuple(o for o in overrides if not o.startswith('beta=')))
+
+
+def train_timed(experiment: runner.Experiment, seeds: Sequence[int], betas: Sequence[float],
+                data, run_dir: str) -> tuple[list[dict], float]:
+  """A reproduction's population in run_dir, trained, resumed or reused; and its seconds.
+
+  The seconds accumulate in run_dir/wall_seconds.json over the sittings that
+  trained it (an interrupted one included), so a table that took several
+  sittings still reports each row's own time.
+  """
+  time_path = os.path.join(run_dir, 'wall_seconds.json')
+  seconds = 0.0
+  if os.path.exists(time_path):
+    with open(time_path) as f:
+      seconds = json.load(f)
+  results_path = os.path.join(run_dir, 'results.json')
+  finished = False
+  if os.path.exists(results_path):
+    with open(results_path) as f:
+      stored = json.load(f)
+    stored = stored if isinstance(stored, list) else [stored]
+    finished = stored[0]['config']['num_iterations'] == experiment.num_iterations
+  start = time.time()
+  try:
+    runs, _ = run_or_exit(runner.train_and_evaluate, experiment, seeds, betas, data, run_dir)
+  finally:
+    if not finished and os.path.isdir(run_dir):
+      seconds += time.time() - start
+      with open(time_path, 'w') as f:
+        json.dump(seconds, f)
+  return runs, seconds
 
 
 def suite_main(suite):

@@ -88,19 +88,16 @@ class Row:
 def parse_row(text: str) -> Row:
   try:
     algo, shots, kind, seeds, *rest = text.split('/')
-    overrides = rest[0].split(':') if len(rest) == 1 and rest[0] else []
-    if len(rest) > 1 or any('=' not in o for o in overrides):
+    if len(rest) > 1:
       raise ValueError
-    beta = [float(o.split('=', 1)[1]) for o in overrides if o.startswith('beta=')]
-    row = Row(algo, int(shots), {'nme': True, 'me': False}[kind], int(seeds),
-              beta[-1] if beta else None,
-              tuple(o for o in overrides if not o.startswith('beta=')))
+    beta, settings = common.split_overrides(rest[0] if rest else '')
+    row = Row(algo, int(shots), {'nme': True, 'me': False}[kind], int(seeds), beta, settings)
   except (ValueError, KeyError):
-    raise app.UsageError(f'Bad row {text!r}: expected {ROW_FORMAT}, e.g. maml/1/nme/3 or '
-                         'mr_maml_w/1/nme/3/beta=0:rho_init=-20.') from None
-  if row.algo not in omniglot.METHODS or row.seeds < 1 or (row.beta or 0) < 0:
+    raise app.UsageError(f'Bad row {text!r}: expected {ROW_FORMAT} with beta >= 0, e.g. '
+                         'maml/1/nme/3 or mr_maml_w/1/nme/3/beta=0:rho_init=-20.') from None
+  if row.algo not in omniglot.METHODS or row.seeds < 1:
     raise app.UsageError(f'Bad row {text!r}: algo must be one of '
-                         f'{sorted(omniglot.METHODS)}, seeds >= 1 and beta >= 0.')
+                         f'{sorted(omniglot.METHODS)} and seeds >= 1.')
   return row
 
 
@@ -164,37 +161,6 @@ def markdown_table(results, command: str, wall_seconds: float) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def train_row(row: Row, config: omniglot.Config, data, run_dir: str) -> tuple[list, float]:
-  """The row's results, trained or resumed as needed, and its training seconds so far.
-
-  Training time accumulates in run_dir/wall_seconds.json over the sittings that
-  trained the row, an interrupted one included.
-  """
-  time_path = os.path.join(run_dir, 'wall_seconds.json')
-  seconds = 0.0
-  if os.path.exists(time_path):
-    with open(time_path) as f:
-      seconds = json.load(f)
-  beta = config.default_beta if row.beta is None else row.beta
-  results_path = os.path.join(run_dir, 'results.json')
-  finished = False
-  if os.path.exists(results_path):
-    with open(results_path) as f:
-      stored = json.load(f)
-    stored = stored if isinstance(stored, list) else [stored]
-    finished = stored[0]['config']['num_iterations'] == config.resolved()['num_iterations']
-  t0 = time.time()
-  try:
-    runs, _ = common.run_or_exit(runner.train_and_evaluate, omniglot.experiment(config),
-                                 list(range(row.seeds)), [beta] * row.seeds, data, run_dir)
-  finally:
-    if not finished and os.path.isdir(run_dir):
-      seconds += time.time() - t0
-      with open(time_path, 'w') as f:
-        json.dump(seconds, f)
-  return runs, seconds
-
-
 def main(argv):
   del argv
   protocol = _PROTOCOL.value
@@ -214,7 +180,9 @@ def main(argv):
     data, manifest = loaded[data_key]
     run_dir = os.path.join(_RUNS_DIR.value,
                            protocol + '_' + re.sub(r'[^A-Za-z0-9.=-]+', '_', row.text))
-    runs, seconds = train_row(row, config, data, run_dir)
+    beta = config.default_beta if row.beta is None else row.beta
+    runs, seconds = common.train_timed(omniglot.experiment(config), list(range(row.seeds)),
+                                       [beta] * row.seeds, data, run_dir)
     # The same checkpoints at the posterior mean of the mean-field weights.
     mean_runs = (runner.rescore(omniglot.experiment(
         dataclasses.replace(config, test_posterior_mean=True)), run_dir, data)
