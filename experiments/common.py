@@ -187,7 +187,7 @@ def task_mesh(meta_batch_size: int):
 
 
 def stored_configs(suite, stored_flags: dict, overrides: Sequence[str] = ()) -> list:
-  """[Config(, DataConfig)] of a run from its config.json flags, with test-time `overrides`.
+  """[Config(, DataConfig)] of a run from its stored settings, with test-time `overrides`.
 
   `overrides` are name=value texts parsed as the binary parses flags; only the
   suite's TEST_SETTINGS may change, since the checkpoint holds the trained model.
@@ -203,6 +203,15 @@ def stored_configs(suite, stored_flags: dict, overrides: Sequence[str] = ()) -> 
     raise app.UsageError(f'{refused} change the trained model; --set takes only '
                          f'{sorted(suite.TEST_SETTINGS)}.')
   return configs_from_settings(suite, [*settings, *overrides])
+
+
+def recorded_configs(suite, record: dict, overrides: Sequence[str] = ()) -> list:
+  """[Config(, DataConfig)] of the run whose config.json is `record`, with `overrides`.
+
+  A binary's run holds its flags; a run made by a reproduction or the ladder holds
+  only its resolved config, whose DataConfig is the default one.
+  """
+  return stored_configs(suite, record.get('flags') or record['run']['config'], overrides)
 
 
 def configs_from_settings(suite, settings: Sequence[str]) -> list:

@@ -4,8 +4,9 @@ r"""Scores a trained run again under other test-time settings (its checkpoint, i
       --set=test_posterior_mean=true --output=results/rescored.json
   python -m experiments.rescore --run_dir=runs/x --set=num_test_samples=10,test_inner_steps=50
 
-Only the suite's TEST_SETTINGS may change (inner steps at test, posterior samples or
-mean, evaluation split, task counts); with no --set the run's own results come back.
+Any run: a binary's, a reproduction's row or a ladder rung. Only the suite's
+TEST_SETTINGS may change (inner steps at test, posterior samples or mean,
+evaluation split, task counts); with no --set the run's own results come back.
 """
 import json
 import os
@@ -34,13 +35,11 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   with open(os.path.join(_RUN_DIR.value, 'config.json')) as f:
     record = json.load(f)
-  stored_flags = record.get('flags')
-  if not stored_flags:
-    raise app.UsageError(f'{_RUN_DIR.value}/config.json holds no binary flags: rescore '
-                         'runs made by experiments.{sinusoid,pose,omniglot}.')
+  if 'run' not in record:
+    raise app.UsageError(f'{_RUN_DIR.value}/config.json records no run.')
   suite = SUITES[record['run']['benchmark']]
-  training.use_prng_impl(stored_flags.get('prng_impl', training.PRNG_IMPLS[0]))
-  config, *data_config = common.stored_configs(suite, stored_flags, _SET.value)
+  training.use_prng_impl(record.get('flags', {}).get('prng_impl', training.PRNG_IMPLS[0]))
+  config, *data_config = common.recorded_configs(suite, record, _SET.value)
   data = None
   if data_config:
     data, _ = suite.load_task_data(config, data_config[0], flags.FLAGS.data_dir,

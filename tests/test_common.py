@@ -102,6 +102,16 @@ class RescoreTest(absltest.TestCase):
     with self.assertRaisesRegex(app.UsageError, r"\['num_shots'\] change the trained model"):
       common.stored_configs(omniglot, stored, ['num_shots=5'])
 
+  def test_a_run_without_binary_flags_gives_its_resolved_config(self):
+    # Reproductions and the ladder record only the resolved config.
+    config = omniglot.Config(algo='mr_maml_w', protocol='cpu_k5', num_iterations=7)
+    record = {'run': {'config': json.loads(json.dumps(config.resolved()))}}
+    recorded, data_config = common.recorded_configs(omniglot, record,
+                                                    ['test_posterior_mean=true'])
+    self.assertEqual(recorded.resolved(),
+                     dataclasses.replace(config, test_posterior_mean=True).resolved())
+    self.assertEqual(data_config, omniglot.DataConfig())
+
   def test_rescoring_a_run_reproduces_it_and_test_settings_change_it(self):
     config = sinusoid.Config(algo='mr_maml_w', num_iterations=4, log_every=2,
                              test_inner_steps=2, num_test_tasks=3, num_test_samples=2)

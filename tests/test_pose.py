@@ -253,6 +253,14 @@ class PoseBinaryTest(absltest.TestCase):
       self.assertEqual(entry['benchmark'], 'pose')
       self.assertEqual(entry['config']['image_size'], 32)
       self.assertTrue(np.isfinite(entry['metrics']['mse']))
+    # The per-object breakdown reads the run's flags, rendering and checkpoint.
+    proc = subprocess.run(
+        [sys.executable, '-m', 'experiments.pose_objects', f'--run_dir={out}',
+         f'--cache_dir={cache}', '--tasks_per_object=2', '--num_train_objects=1'],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    rows = [line for line in proc.stdout.splitlines() if line.startswith('| t')]
+    self.assertEqual([row.split(' | ')[0] for row in rows], ['| test', '| train'])
 
   def test_bad_flags_fail_with_a_message(self):
     # In-process, as experiments.pose parses them (its one-line exit: test_sinusoid_binary).
