@@ -10,6 +10,7 @@ import json
 import logging as std_logging
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -378,6 +379,11 @@ def split_overrides(text: str) -> tuple[float | None, tuple[str, ...]]:
     raise ValueError(f'beta must be >= 0, got {text!r}')
   return (betas[-1] if betas else None,
           tuple(o for o in overrides if not o.startswith('beta=')))
+
+
+def row_run_dir(runs_dir: str, protocol: str, row: str) -> str:
+  """The run directory of a reproduction's table row, e.g. cpu_k5_maml_1_nme_3."""
+  return os.path.join(runs_dir, protocol + '_' + re.sub(r'[^A-Za-z0-9.=-]+', '_', row))
 
 
 def train_timed(experiment: runner.Experiment, seeds: Sequence[int], betas: Sequence[float],

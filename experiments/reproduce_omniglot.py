@@ -15,7 +15,6 @@ pre-adaptation train accuracy beside the paper's) and omniglot_table4.json.
 import dataclasses
 import json
 import os
-import re
 import sys
 import time
 
@@ -79,10 +78,13 @@ class Row:
   settings: tuple[str, ...] = ()  # name=value overrides of omniglot.Config
 
   @property
+  def overrides(self) -> list[str]:
+    return ([] if self.beta is None else [f'beta={self.beta:g}']) + list(self.settings)
+
+  @property
   def text(self) -> str:
-    overrides = ([] if self.beta is None else [f'beta={self.beta:g}']) + list(self.settings)
     return '/'.join([self.algo, str(self.shots), 'nme' if self.nme else 'me',
-                     str(self.seeds)] + ([':'.join(overrides)] if overrides else []))
+                     str(self.seeds)] + ([':'.join(self.overrides)] if self.overrides else []))
 
 
 def parse_row(text: str) -> Row:
@@ -119,8 +121,7 @@ def _percent(values) -> str:
 
 
 def _row_label(row: Row) -> str:
-  overrides = ([] if row.beta is None else [f'beta={row.beta:g}']) + list(row.settings)
-  return NAMES[row.algo] + (f" ({', '.join(overrides)})" if overrides else '')
+  return NAMES[row.algo] + (f" ({', '.join(row.overrides)})" if row.overrides else '')
 
 
 def markdown_table(results, command: str, wall_seconds: float) -> str:
@@ -148,7 +149,7 @@ def markdown_table(results, command: str, wall_seconds: float) -> str:
       '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   for row, runs, mean_runs, seconds in results:
-    paper = (('-', '-') if row.settings or row.beta is not None
+    paper = (('-', '-') if row.overrides
              else PAPER.get((row.algo, row.shots, row.nme), ('-', '-')))
     metric = lambda name, runs=runs: [r['metrics'][name] for r in runs]
     mean = _percent([r['metrics']['accuracy'] for r in mean_runs]) if mean_runs else '-'
@@ -178,8 +179,7 @@ def main(argv):
       loaded[data_key] = omniglot.load_task_data(config, omniglot.DataConfig(),
                                                  flags.FLAGS.data_dir, flags.FLAGS.cache_dir)
     data, manifest = loaded[data_key]
-    run_dir = os.path.join(_RUNS_DIR.value,
-                           protocol + '_' + re.sub(r'[^A-Za-z0-9.=-]+', '_', row.text))
+    run_dir = common.row_run_dir(_RUNS_DIR.value, protocol, row.text)
     beta = config.default_beta if row.beta is None else row.beta
     runs, seconds = common.train_timed(omniglot.experiment(config), list(range(row.seeds)),
                                        [beta] * row.seeds, data, run_dir)

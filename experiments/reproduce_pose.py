@@ -15,7 +15,6 @@ OUTPUT_DIR/pose_beta_sweep.png.
 """
 import json
 import os
-import re
 import sys
 import time
 
@@ -128,10 +127,6 @@ def markdown_table(rows, command: str, protocol: str, wall_seconds: float) -> st
 SWEEP_METRICS = ('mse', 'train_mse_own_context', 'train_mse_other_context')
 
 
-def _run_dir(protocol: str, name: str) -> str:
-  return os.path.join(_RUNS_DIR.value, protocol + '_' + re.sub(r'[^A-Za-z0-9.=-]+', '_', name))
-
-
 def main(argv):
   del argv
   protocol = _PROTOCOL.value
@@ -153,7 +148,7 @@ def main(argv):
   for (text, algo, beta, _), config in zip(rows, configs):
     beta = pose.METHODS[algo].beta if beta is None else beta
     runs, seconds = common.train_timed(pose.experiment(config), seeds, [beta] * len(seeds),
-                                       data, _run_dir(protocol, text))
+                                       data, common.row_run_dir(_RUNS_DIR.value, protocol, text))
     table_rows.append((text, runs, seconds))
     everything.extend(dict(run, row=text) for run in runs)
     print(f'{text}: test MSE {_stat([r["metrics"]["mse"] for r in runs])} '
@@ -165,7 +160,7 @@ def main(argv):
     sweep, _ = common.train_timed(
         pose.experiment(config), [s for _ in betas for s in range(_SWEEP_SEEDS.value)],
         [b for b in betas for _ in range(_SWEEP_SEEDS.value)], data,
-        _run_dir(protocol, 'beta_sweep_' + _SWEEP_ALGO.value))
+        common.row_run_dir(_RUNS_DIR.value, protocol, 'beta_sweep_' + _SWEEP_ALGO.value))
     plotting.plot_beta_sweep(
         {sweep[0]['algo']: plotting.sweep_statistics(sweep, SWEEP_METRICS)},
         os.path.join(_OUTPUT_DIR.value, 'pose_beta_sweep.png'), metrics=SWEEP_METRICS)
