@@ -89,6 +89,26 @@ class ConfigFlagsTest(parameterized.TestCase):
       flags.FLAGS = saved
 
 
+class TableRowTest(absltest.TestCase):
+
+  def test_overrides_split_beta_from_settings(self):
+    self.assertEqual(common.split_overrides('beta=0:rho_init=-20'), (0.0, ('rho_init=-20',)))
+    self.assertEqual(common.split_overrides(''), (None, ()))
+    for bad in ('beta=-1', 'rho_init'):
+      with self.assertRaises(ValueError):
+        common.split_overrides(bad)
+
+  def test_a_finished_row_is_reused_with_its_time(self):
+    experiment = sinusoid.experiment(sinusoid.Config(
+        algo='maml', num_iterations=2, log_every=1, test_inner_steps=1, num_test_tasks=2))
+    run_dir = os.path.join(tempfile.mkdtemp(), 'row')
+    first, seconds = common.train_timed(experiment, [0], [0.0], None, run_dir)
+    again, seconds_again = common.train_timed(experiment, [0], [0.0], None, run_dir)
+    self.assertEqual(first, again)
+    self.assertEqual(seconds, seconds_again)  # reading a finished row adds no time
+    self.assertGreater(seconds, 0)
+
+
 class RescoreTest(absltest.TestCase):
 
   def test_stored_flags_give_the_run_config_with_test_time_overrides(self):

