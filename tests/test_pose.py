@@ -23,7 +23,9 @@ from mr_meta import objective
 from mr_meta.suites import pose
 from mr_meta.suites import runner
 from mr_meta.tasks import pose as tasks
+# Helpers of other tests (tests/ is on sys.path under pytest and absltest).
 import test_common  # pylint: disable=g-bad-import-order
+import test_omniglot as omniglot_test  # pylint: disable=g-bad-import-order
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = pose.Protocol(crop=16, image_size=16, num_filters=4,
@@ -244,7 +246,8 @@ class PoseBinaryTest(absltest.TestCase):
          '--num_views=6', '--render_size=64', '--num_support=2', '--num_query=2',
          '--num_iterations=2', '--log_every=1', '--num_test_batches=1',
          '--num_meter_tasks=2'],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+        cwd=REPO, env=omniglot_test.fast_compile_env(), capture_output=True, text=True,
+        timeout=600)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     with open(os.path.join(out, 'results.json')) as f:
       entries = json.load(f)
@@ -257,7 +260,8 @@ class PoseBinaryTest(absltest.TestCase):
     proc = subprocess.run(
         [sys.executable, '-m', 'experiments.pose_objects', f'--run_dir={out}',
          f'--cache_dir={cache}', '--tasks_per_object=2', '--num_train_objects=1'],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+        cwd=REPO, env=omniglot_test.fast_compile_env(), capture_output=True, text=True,
+        timeout=600)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     rows = [line for line in proc.stdout.splitlines() if line.startswith('| t')]
     self.assertEqual([row.split(' | ')[0] for row in rows], ['| test', '| train'])
