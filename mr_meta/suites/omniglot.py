@@ -112,8 +112,9 @@ PROTOCOLS = {
                           num_test_tasks=600, num_train_eval_tasks=200, rho_init=0.0,
                           classes_per_label=2, meta_lr=5e-3, mr_encoder='finn_blocks2',
                           mr_beta=1e-3),
-    # Tables 4-5 on 2 cores (docs/findings.md, NME Omniglot): 5 characters per label,
-    # where MAML holds the whole NME pool by step 3000. MR-MAML(W) adapts only the
+    # Tables 4-5 on 2 cores (BUILD_NOTES.md, Reproduction): 5 characters per label,
+    # where MAML fits every NME training task and loses half the accuracy that the
+    # same characters give on shuffled labels. MR-MAML(W) adapts only the
     # Dense head of Finn's conv4, so a label lookup has to pass the KL-regularized
     # blocks; beta 1e-2 was chosen on validation characters, rho -3 on seed-0 probes.
     'cpu_k5': Protocol(num_filters=32, num_iterations=6000, meta_batch_size=4,
