@@ -381,6 +381,15 @@ def split_overrides(text: str) -> tuple[float | None, tuple[str, ...]]:
           tuple(o for o in overrides if not o.startswith('beta=')))
 
 
+def row_config(suite, row: str, settings: Sequence[str]):
+  """The Config of a reproduction's table row from its name=value settings."""
+  try:
+    config, *_ = configs_from_settings(suite, settings)
+  except app.UsageError as e:
+    raise app.UsageError(f'Bad row {row!r}: {e}') from None
+  return config
+
+
 def row_run_dir(runs_dir: str, protocol: str, row: str) -> str:
   """The run directory of a reproduction's table row, e.g. cpu_k5_maml_1_nme_3."""
   return os.path.join(runs_dir, protocol + '_' + re.sub(r'[^A-Za-z0-9.=-]+', '_', row))

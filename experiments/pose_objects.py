@@ -23,7 +23,6 @@ from mr_meta import training
 from mr_meta.suites import pose
 from mr_meta.suites import runner
 from mr_meta.tasks import pose as tasks
-from mr_meta.tasks import pose_data
 
 _RUN_DIR = flags.DEFINE_string('run_dir', None, 'A trained pose run directory.',
                                required=True)
@@ -60,19 +59,16 @@ def main(argv):
   step, states = runner.restore_states(_RUN_DIR.value, experiment,
                                        len(record['run']['seeds']))
   params = jax.tree.map(lambda x: x[0], states.params)
-  data, _ = pose.load_task_data(config, data_config, flags.FLAGS.data_dir,
-                                flags.FLAGS.cache_dir)
-  names = pose_data.load_pose_dataset(
-      flags.FLAGS.data_dir, flags.FLAGS.cache_dir, data_config.data_seed,
-      num_objects=data_config.num_objects, num_views=data_config.num_views,
-      image_size=data_config.render_size)
+  data, manifest = pose.load_task_data(config, data_config, flags.FLAGS.data_dir,
+                                       flags.FLAGS.cache_dir)
+  names = manifest['split']
   print(f'{_RUN_DIR.value}, step {step}, {_TASKS_PER_OBJECT.value} tasks per object\n')
   print('| split | object | MSE |\n|---|---|---|')
   test = []
   for split, images, labels, objects in [
-      ('test', data.test_images, data.test_labels, names.test_names),
+      ('test', data.test_images, data.test_labels, names['test_names']),
       ('train', data.train_images, data.train_labels,
-       names.train_names[:_NUM_TRAIN_OBJECTS.value])]:
+       names['train_names'][:_NUM_TRAIN_OBJECTS.value])]:
     for index, name in enumerate(objects):
       mse = object_mse(experiment.learner, params, config, images, labels, index)
       test += [mse] if split == 'test' else []

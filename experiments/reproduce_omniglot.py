@@ -107,14 +107,10 @@ def parse_row(text: str) -> Row:
 def row_config(row: Row, protocol: str) -> omniglot.Config:
   smoke = {'num_iterations': _NUM_ITERATIONS.value, 'num_test_tasks': _NUM_TEST_TASKS.value,
            'num_train_eval_tasks': _NUM_TRAIN_EVAL_TASKS.value}
-  try:
-    config, _ = common.configs_from_settings(omniglot, [
-        f'algo={row.algo}', f'protocol={protocol}', f'num_shots={row.shots}',
-        f'nme={row.nme}', *row.settings,
-        *[f'{name}={value}' for name, value in smoke.items() if value is not None]])
-  except app.UsageError as e:
-    raise app.UsageError(f'Bad row {row.text!r}: {e}') from None
-  return config
+  return common.row_config(omniglot, row.text, [
+      f'algo={row.algo}', f'protocol={protocol}', f'num_shots={row.shots}',
+      f'nme={row.nme}', *row.settings,
+      *[f'{name}={value}' for name, value in smoke.items() if value is not None]])
 
 
 def _percent(values) -> str:

@@ -78,12 +78,8 @@ def parse_row(text: str) -> tuple[str, float | None, tuple[str, ...]]:
 
 def row_config(text: str, protocol: str, algo: str, settings) -> pose.Config:
   smoke = [] if _NUM_ITERATIONS.value is None else [f'num_iterations={_NUM_ITERATIONS.value}']
-  try:
-    config, _ = common.configs_from_settings(
-        pose, [f'algo={algo}', f'protocol={protocol}', *settings, *smoke])
-  except app.UsageError as e:
-    raise app.UsageError(f'Bad row {text!r}: {e}') from None
-  return config
+  return common.row_config(pose, text, [f'algo={algo}', f'protocol={protocol}', *settings,
+                                        *smoke])
 
 
 def _stat(values) -> str:

@@ -46,7 +46,7 @@ def setting(default, help: str, **flag_options):  # pylint: disable=redefined-bu
   """A Config field that is also a flag of the suite's binary, with this help text.
 
   `flag_options`: 'choices' (an enum flag) and 'aliases' (older flag names).
-  `experiments.common.define_suite_flags` reads them.
+  `experiments.common.define_config_flags` reads them.
   """
   return dataclasses.field(default=default, metadata={'help': help, **flag_options})
 
