@@ -57,7 +57,7 @@ RUNGS = {
 ITERATIONS = {'maml': 1000, 'mr_maml_w': 1500}
 # Rungs trained longer (runs extend from their checkpoints): the reference
 # meta-lr's MR-MAML(W) curve was still falling at 1500 steps.
-RUNG_ITERATIONS = {'c64_i64_f32_s5_b10_lr2e-3': {'mr_maml_w': 3000}}
+RUNG_ITERATIONS = {'c64_i64_f32_s5_b10_lr2e-3': {'mr_maml_w': 5000}}
 NAMES = {'maml': 'MAML', 'mr_maml_w': 'MR-MAML(W)'}
 
 _RUNGS = flags.DEFINE_list('rungs', list(RUNGS), 'Rungs to report (and train if missing).')

@@ -1,7 +1,7 @@
 """Figures of every suite's output directories (mr_meta.suites.figures, experiments/plot.py).
 
 Each suite trains a tiny population in-process (the tiny protocols and fake
-data of tests/test_pose.py and tests/test_omniglot.py), once for the class.
+data of tests/test_pose.py and tests/test_omniglot.py) when a test first needs it.
 """
 import os
 import shutil
@@ -48,6 +48,9 @@ def tiny_omniglot_run(output_dir):
                             jax.device_put(omniglot_test.fake_data()), output_dir, eval_every=1)
 
 
+TRAIN = {'sinusoid': tiny_sinusoid_run, 'pose': tiny_pose_run, 'omniglot': tiny_omniglot_run}
+
+
 def fake_pose_data(run):
   del run
   return pose_test.fake_arrays()
@@ -71,11 +74,15 @@ class FiguresTest(absltest.TestCase):
       cls.addClassCleanup(protocol.stop)
     cls.root = tempfile.mkdtemp()
     cls.addClassCleanup(shutil.rmtree, cls.root, ignore_errors=True)
-    cls.run_dirs = {}
-    for suite, train in (('sinusoid', tiny_sinusoid_run), ('pose', tiny_pose_run),
-                         ('omniglot', tiny_omniglot_run)):
-      cls.run_dirs[suite] = os.path.join(cls.root, suite)
-      train(cls.run_dirs[suite])
+    cls.trained = {}
+
+  def run_dir(self, suite: str) -> str:
+    """The suite's tiny run, trained on first use: xdist splits the class over workers."""
+    if suite not in self.trained:
+      path = os.path.join(self.root, suite)
+      TRAIN[suite](path)
+      self.trained[suite] = path
+    return self.trained[suite]
 
   def make_figures(self, suites, **kwargs):
     """(PNGs written, {figure: the panels' metrics}) of make_figures on `suites`' runs."""
@@ -90,7 +97,7 @@ class FiguresTest(absltest.TestCase):
 
     with record('plot_learning_curves', plotting.plot_learning_curves), \
          record('plot_predicted_vs_true', plotting.plot_predicted_vs_true):
-      written = figures.make_figures([self.run_dirs[s] for s in suites], output_dir,
+      written = figures.make_figures([self.run_dir(s) for s in suites], output_dir,
                                      load_pose_data_fn=fake_pose_data, **kwargs)
     for path in written:
       self.assertEqual(os.path.dirname(path), output_dir)
@@ -145,11 +152,11 @@ class FiguresTest(absltest.TestCase):
                                'x_pose_learning_curves.png', 'x_pose_predicted_vs_true.png'])
 
   def test_sinusoid_module_keeps_its_entry_points(self):
-    run = sinusoid_figures.load_runs(self.run_dirs['sinusoid'], max_runs=1)
+    run = sinusoid_figures.load_runs(self.run_dir('sinusoid'), max_runs=1)
     self.assertEqual((run.benchmark, run.population_size, len(run.results)),
                      ('sinusoid', 2, 1))
     self.assertEqual(run.config.test_shots, (5, 10))
-    self.assertEqual(figures.load_runs(self.run_dirs['omniglot']).config.algo, 'fomaml')
+    self.assertEqual(figures.load_runs(self.run_dir('omniglot')).config.algo, 'fomaml')
 
 
 class AxesTest(absltest.TestCase):

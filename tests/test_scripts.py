@@ -31,19 +31,19 @@ class ScriptsTest(absltest.TestCase):
   def test_demo_prints_table_and_writes_figure(self):
     out = tempfile.mkdtemp()
     proc = run_module('experiments.demo_sinusoid', f'--output_dir={out}',
-                      '--iteration_scale=0.0003', '--algos=mr_maml_w,cnp')
+                      '--iteration_scale=0.0003', '--algos=mr_maml_w')
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
-    for name in ('mr_maml_w', 'mr_maml_w+nb', 'cnp'):
+    for name in ('mr_maml_w', 'mr_maml_w+nb'):
       self.assertIn(f'\n{name} ', proc.stdout)
     assert_png(self, os.path.join(out, 'adapted_curves.png'))
     with open(os.path.join(out, 'results.json')) as f:
-      self.assertLen(json.load(f), 3)
+      self.assertLen(json.load(f), 2)
 
   def test_reproduction_writes_table_with_paper_numbers(self):
     out = tempfile.mkdtemp()
     proc = run_module('experiments.reproduce_sinusoid', f'--output_dir={out}',
                       f'--runs_dir={tempfile.mkdtemp()}', '--iteration_scale=0.0003',
-                      '--num_seeds=2', '--algos=cnp,mr_cnp_a')
+                      '--num_seeds=2', '--algos=cnp')
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     with open(os.path.join(out, 'sinusoid_table1.md')) as f:
       table = f.read()
@@ -51,7 +51,7 @@ class ScriptsTest(absltest.TestCase):
     self.assertIn('| 0.91 (0.1) |', table)  # the paper's CNP 5-shot number
     self.assertIn('Command: `python -m experiments.reproduce_sinusoid', table)
     with open(os.path.join(out, 'sinusoid_table1.json')) as f:
-      self.assertLen(json.load(f)['runs'], 4)
+      self.assertLen(json.load(f)['runs'], 2)
     for figure in ('learning_curves', 'adapted_curves', 'onehot_weights',
                    'mr_maml_a_beta_sweep'):
       assert_png(self, os.path.join(out, f'sinusoid_{figure}.png'))
@@ -72,19 +72,22 @@ class ScriptsTest(absltest.TestCase):
     out = tempfile.mkdtemp()
     proc = run_module('experiments.reproduce_omniglot', f'--output_dir={out}',
                       f'--runs_dir={tempfile.mkdtemp()}', f'--cache_dir={tempfile.mkdtemp()}',
-                      '--rows=fomaml/1/nme/2,maml/1/me/1/num_filters=8',
+                      # One test inner step: the unrolled 10-step scoring dominates compilation.
+                      '--rows=fomaml/1/nme/2/test_inner_steps=1,'
+                      'maml/1/me/1/num_filters=8:test_inner_steps=1',
                       '--num_iterations=1', '--num_test_tasks=4', '--num_train_eval_tasks=4',
                       env=omniglot_test.fast_compile_env())
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     with open(os.path.join(out, 'omniglot_table4.md')) as f:
       table = f.read()
-    self.assertIn('| FOMAML | NME | 1 | 0 | 1 | 2 |', table)
+    self.assertIn('| FOMAML (test_inner_steps=1) | NME | 1 | 0 | 1 | 2 |', table)
     # An overridden row is not the paper's setting, so it gets no paper number.
-    self.assertIn('| MAML (num_filters=8) | ME | 1 | 0 | 1 | 1 |', table)
+    self.assertIn('| MAML (num_filters=8, test_inner_steps=1) | ME | 1 | 0 | 1 | 1 |', table)
     with open(os.path.join(out, 'omniglot_table4.json')) as f:
       runs = json.load(f)['runs']
     self.assertEqual([r['row'] for r in runs],
-                     ['fomaml/1/nme/2', 'fomaml/1/nme/2', 'maml/1/me/1/num_filters=8'])
+                     ['fomaml/1/nme/2/test_inner_steps=1'] * 2 +
+                     ['maml/1/me/1/num_filters=8:test_inner_steps=1'])
     self.assertEqual(runs[2]['config']['num_filters'], 8)
     proc = run_module('experiments.reproduce_omniglot', '--rows=maml/1/xx/3')
     self.assertNotEqual(proc.returncode, 0)
