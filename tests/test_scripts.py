@@ -31,9 +31,9 @@ class ScriptsTest(absltest.TestCase):
   def test_demo_prints_table_and_writes_figure(self):
     out = tempfile.mkdtemp()
     proc = run_module('experiments.demo_sinusoid', f'--output_dir={out}',
-                      '--iteration_scale=0.0003', '--algos=mr_maml_w')
+                      '--iteration_scale=0.0003', '--algos=mr_maml_a')
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
-    for name in ('mr_maml_w', 'mr_maml_w+nb'):
+    for name in ('mr_maml_a', 'mr_maml_a+nb'):
       self.assertIn(f'\n{name} ', proc.stdout)
     assert_png(self, os.path.join(out, 'adapted_curves.png'))
     with open(os.path.join(out, 'results.json')) as f:
