@@ -60,8 +60,8 @@ RUNGS = {
                                               meta_lr=2e-3, inner_lr=2e-3),
 }
 ITERATIONS = {'maml': 1000, 'mr_maml_w': 1500}
-# Rungs trained longer (runs extend from their checkpoints): the reference
-# meta-lr's MR-MAML(W) curve was still falling at 1500 steps.
+# Per-rung counts (runs extend from their checkpoints): the reference meta-lr's
+# MR-MAML(W) curve was still falling at 1500 steps; the inner-lr probe needs fewer.
 RUNG_ITERATIONS = {'c64_i64_f32_s5_b10_lr2e-3': {'mr_maml_w': 5000},
                    'c64_i64_f32_s5_b10_lr2e-3_ilr2e-3': {'mr_maml_w': 1000}}
 NAMES = {'maml': 'MAML', 'mr_maml_w': 'MR-MAML(W)'}
