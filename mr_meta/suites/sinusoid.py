@@ -196,15 +196,11 @@ def task_sampler(config: Config):
       key, config.meta_batch_size, config.num_support, config.num_query)
 
 
-def _mse(prediction, target):
-  return jnp.mean(jnp.square(prediction - target))
-
-
 def _task_mse(learner, params, key, task, adapt_on: objective.Task, num_samples):
   prediction = objective.predict_averaged(
       learner, params, key, adapt_on.support_x, adapt_on.support_y, task.query_x,
       num_samples)
-  return _mse(prediction, task.query_y)
+  return maml.mse(prediction, task.query_y)
 
 
 # Tasks scored at once; bounds eval memory (population x tasks x samples x targets).
