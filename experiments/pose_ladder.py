@@ -77,6 +77,11 @@ _TRAIN = flags.DEFINE_bool('train', True, 'Train missing and unfinished runs; '
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'results', 'Where the table goes.')
 _RUNS_DIR = flags.DEFINE_string('runs_dir', 'runs/pose_ladder',
                                 'Checkpoints, metrics and results of every run.')
+_PREVIOUS = flags.DEFINE_string(
+    'previous', 'results/pose_ladder.json',
+    "An earlier table's json: a run trained further there than in --runs_dir (run "
+    "directories do not travel between machines) is reported from it, if its settings "
+    "are the rung's. '' reports --runs_dir alone.")
 common.define_data_flags('pose/pose_meshes80.npz')
 
 
@@ -123,6 +128,27 @@ def run(config: pose.Config, run_dir: str, data: tasks.PoseArrays | None) -> dic
   curve, seconds_per_step, last_step = _curve(run_dir)
   return {'algo': config.algo, 'config': record, 'curve': curve,
           'trained_steps': last_step, 'seconds_per_step': seconds_per_step}
+
+
+def load_previous(path: str) -> dict:
+  """rung -> algo -> stored run of an earlier table (empty if there is none)."""
+  if not path or not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    runs = json.load(f)['runs']
+  for rung_runs in runs.values():
+    for result in rung_runs.values():
+      result['curve'] = {int(step): point for step, point in result['curve'].items()}
+  return runs
+
+
+def further_trained(local: dict, previous: dict | None) -> dict:
+  """The run trained further of `local` and a stored one with the same settings."""
+  if previous is None or previous['trained_steps'] <= local['trained_steps']:
+    return local
+  if runner.changed_settings(previous['config'], local['config'], resumable=()):
+    return local
+  return {**previous, 'config': local['config']}
 
 
 def _cells(runs: dict, step: int) -> list[str]:
@@ -189,16 +215,17 @@ def main(argv):
   unknown = sorted(set(_ALGOS.value) - set(ITERATIONS))
   if unknown:
     raise app.UsageError(f'Unknown --algos {unknown}; choose from {sorted(ITERATIONS)}.')
-  results = {}
+  results, previous = {}, load_previous(_PREVIOUS.value)
   for rung in _RUNGS.value:
     results[rung] = {}
     # The views depend on the rung's crop and size only: one load serves both methods.
     data = (pose.load_task_data(_config(rung, 'maml'), pose.DataConfig(), flags.FLAGS.data_dir,
                                 flags.FLAGS.cache_dir)[0] if _TRAIN.value else None)
     for algo in ITERATIONS:
-      results[rung][algo] = result = run(
-          _config(rung, algo), os.path.join(_RUNS_DIR.value, f'{rung}_{algo}'),
-          data if algo in _ALGOS.value else None)
+      result = run(_config(rung, algo), os.path.join(_RUNS_DIR.value, f'{rung}_{algo}'),
+                   data if algo in _ALGOS.value else None)
+      results[rung][algo] = result = further_trained(
+          result, previous.get(rung, {}).get(algo))
       print(f"{rung} {algo}: trained {result['trained_steps']} steps", flush=True)
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
   stem = os.path.join(_OUTPUT_DIR.value, 'pose_ladder')

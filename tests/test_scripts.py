@@ -112,6 +112,32 @@ class ScriptsTest(absltest.TestCase):
         runs_dir, 'cpu_cnp_weight_decay=0.001_' + small.replace(':', '_'),
         'wall_seconds.json')))
 
+  def test_pose_ladder_reports_runs_trained_elsewhere_from_the_previous_table(self):
+    # Run directories do not travel between machines; the committed json does.
+    with open(os.path.join(REPO, 'results', 'pose_ladder.json')) as f:
+      previous = json.load(f)
+    rung = 'c64_i64_f32_s5_b10_lr2e-3'
+    stored = previous['runs'][rung]['mr_maml_w']
+    out = tempfile.mkdtemp()
+    path = os.path.join(out, 'previous.json')
+    with open(path, 'w') as f:
+      json.dump({'runs': {rung: {'mr_maml_w': stored}}}, f)
+    flags = ('--notrain', f'--rungs={rung}', f'--runs_dir={tempfile.mkdtemp()}')
+    proc = run_module('experiments.pose_ladder', *flags, f'--previous={path}',
+                      f'--output_dir={out}')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    point = stored['curve']['3000']
+    self.assertIn(f"| {rung} | 3000 | - | - | {point['mse']:.2f} | ", proc.stdout)
+    self.assertIn(f"| {stored['trained_steps']} / ", proc.stdout)
+    # A stored run with other settings is not reported as the rung's.
+    stored['config']['num_filters'] = 16
+    with open(path, 'w') as f:
+      json.dump({'runs': {rung: {'mr_maml_w': stored}}}, f)
+    proc = run_module('experiments.pose_ladder', *flags, f'--previous={path}',
+                      f'--output_dir={out}')
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    self.assertNotIn(f'| {rung} | 3000 |', proc.stdout)
+
   def test_memorization_diagram_reuses_finished_arms_and_draws(self):
     # In-process on recorded results: training is covered by the Omniglot tests.
     from absl import app  # pylint: disable=g-import-not-at-top
