@@ -8,7 +8,8 @@ pose tasks at the CPU protocol's sizes) under each lowering, interleaved in
 one process, and reports compile time, the median step time, and achieved
 GFLOP/s (XLA cost analysis) against a measured float32 matmul peak.
 --task_map_batch adds variants that run the meta-batch through `lax.map` in
-chunks of that many tasks (MetaLearner.task_map_batch) instead of one vmap.
+chunks of that many tasks (MetaLearner.task_map_batch) instead of one vmap;
+XLA's cost analysis counts a loop body once, so their GFLOP columns undercount.
 """
 import dataclasses
 import statistics
