@@ -34,13 +34,17 @@ class ConditionalNeuralProcess(nn.Module):
   # The pose code lifts y with a Dense before concatenating it to w.
   y_lift_dim: int | None = None
   kernel_init: nn.initializers.Initializer = CNP_KERNEL_INIT
+  # None: kernel_init. The pose scripts' decoder is a Keras Sequential (glorot)
+  # while their lift_y, encoder_r and r2z use 'normal'.
+  decoder_kernel_init: nn.initializers.Initializer | None = None
 
   def setup(self):
     self.context_encoder = networks.MLP(
         (*self.encoder_hidden, self.representation_dim), kernel_init=self.kernel_init)
     self.r_to_z = nn.Dense(self.latent_dim, kernel_init=self.kernel_init)
     self.decoder = networks.MLP(
-        (*self.decoder_hidden, self.output_dim), kernel_init=self.kernel_init)
+        (*self.decoder_hidden, self.output_dim),
+        kernel_init=self.decoder_kernel_init or self.kernel_init)
     if self.y_lift_dim is not None:
       self.lift_y = nn.Dense(self.y_lift_dim, kernel_init=self.kernel_init)
 

@@ -184,6 +184,25 @@ class PoseMethodsTest(parameterized.TestCase):
     # CNP + BbB: the x-encoder and every CNP kernel (lift_y, h, r->z, decoder).
     self.assertLen(mean_field(params_of('cnp_bbb')), 4 + 1 + 3 + 1 + 3)
 
+  def test_reference_cnp_init_follows_np_bbb(self):
+    def cnp_kernels(cnp_init):
+      config = pose.Config(algo='mr_cnp_w', protocol='tiny', num_support=3,
+                           cnp_init=cnp_init)
+      params = pose.build_learner(config).init(jax.random.PRNGKey(0))['cnp']
+      kernels = lambda group: jnp.concatenate([
+          leaf.ravel() for path, leaf in jax.tree_util.tree_flatten_with_path(params[group])[0]
+          if path[-1].key == 'kernel'])
+      return {'decoder': kernels('decoder'), 'rest': jnp.concatenate(
+          [kernels(group) for group in ('lift_y', 'context_encoder', 'r_to_z')])}
+    glorot, reference = cnp_kernels('glorot'), cnp_kernels('reference')
+    # lift_y, the context encoder and r2z: N(0, 0.05^2) (np_bbb's 'normal'); the
+    # decoder keeps glorot-uniform (np_bbb's Keras Dense default).
+    self.assertAlmostEqual(float(jnp.std(reference['rest'])), 0.05, delta=0.002)
+    self.assertGreater(float(jnp.std(glorot['rest'])), 0.07)
+    np.testing.assert_array_equal(reference['decoder'], glorot['decoder'])
+    with self.assertRaisesRegex(ValueError, 'Unknown cnp_init'):
+      pose.Config(cnp_init='he')
+
   def test_ft_trains_without_an_inner_loop(self):
     config = pose.Config(algo='ft', protocol='tiny', num_support=3, num_query=3)
     self.assertEqual(config.resolved()['train_inner_steps'], 0)

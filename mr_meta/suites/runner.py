@@ -107,7 +107,7 @@ EXTENDABLE_SETTING = 'num_iterations'
 
 # Settings added after runs were recorded, with the value those runs had: a
 # record without one of them still resumes under that value.
-ADDED_SETTINGS = {'eval_split': 'test'}
+ADDED_SETTINGS = {'eval_split': 'test', 'cnp_init': 'glorot'}
 
 
 def _extends(before, after) -> bool:
