@@ -85,6 +85,11 @@ PROTOCOLS = {
 }
 
 
+# Kernel initialisers of the CNP's lift_y, context encoder and r2z (the decoder's is
+# glorot in both): 'reference' is np_vanilla.py / np_bbb.py's TF1 'normal'.
+CNP_INITS = {'glorot': nn.initializers.glorot_uniform(), 'reference': cnp.CNP_KERNEL_INIT}
+
+
 # Config fields that change only how a trained model is scored (experiments/rescore.py).
 TEST_SETTINGS = ('test_inner_steps', 'num_test_batches', 'num_meter_tasks',
                  'num_test_samples')
@@ -132,7 +137,7 @@ class Config:
       'glorot', "Kernel initialiser of the CNP's lift_y, context encoder and r2z: "
       "'glorot' (glorot-uniform everywhere), or 'reference' (np_vanilla.py and np_bbb.py: "
       "'normal', N(0, 0.05^2), on those three, glorot on the decoder).",
-      choices=['glorot', 'reference'])
+      choices=sorted(CNP_INITS))
   log_every: int = runner.log_every_setting(500)
   checkpoint_every: int = runner.checkpoint_every_setting()
   keep_checkpoints: int = runner.keep_checkpoints_setting()
@@ -145,8 +150,8 @@ class Config:
                       'log_every', 'checkpoint_every', 'keep_checkpoints'),
         non_negative=('num_iterations', 'train_inner_steps', 'test_inner_steps',
                       'weight_decay'))
-    if self.cnp_init not in ('glorot', 'reference'):
-      raise ValueError(f"Unknown cnp_init {self.cnp_init!r}; choose 'glorot' or 'reference'.")
+    if self.cnp_init not in CNP_INITS:
+      raise ValueError(f'Unknown cnp_init {self.cnp_init!r}; choose from {sorted(CNP_INITS)}.')
     settings = self.resolved()
     if settings['crop'] > 128 or settings['crop'] % settings['image_size']:
       raise ValueError(f"Need image_size dividing crop <= 128 (the renders' size), got "
@@ -206,8 +211,6 @@ def build_learner(config: Config) -> objective.MetaLearner:
                                         first_order=config.first_order),
         encoder=encoders.RegularizedEncoder(encoder, kind, settings['rho_init']),
         loss_fn=maml.mse)
-  glorot = nn.initializers.glorot_uniform()
-  kernel_init = cnp.CNP_KERNEL_INIT if config.cnp_init == 'reference' else glorot
   # (x-encoder output dim, r dim, z dim, encoder kind) of np_vanilla / np_bbb / np_ib.
   width, r_dim, z_dim, kind = {
       'cnp': (64, 100, 64, 'plain'), 'cnp_wd': (64, 100, 64, 'plain'),
@@ -222,8 +225,8 @@ def build_learner(config: Config) -> objective.MetaLearner:
     x_encoder, lift = conv_networks.ConvEncoder(width), width // 4
   model = cnp.ConditionalNeuralProcess(
       encoder_hidden=(100, 100), representation_dim=r_dim, latent_dim=z_dim,
-      decoder_hidden=(100, 100), y_lift_dim=lift, kernel_init=kernel_init,
-      decoder_kernel_init=glorot)
+      decoder_hidden=(100, 100), y_lift_dim=lift, kernel_init=CNP_INITS[config.cnp_init],
+      decoder_kernel_init=CNP_INITS['glorot'])
   return cnp.cnp_learner(
       algo, example_x, example_y, cnp=model, x_encoder=x_encoder, encoder_kind=kind,
       rho_init=settings['rho_init'], activation_kl_dims='sum', loss_fn=maml.mse,
